@@ -1,0 +1,45 @@
+# Two commands from a fresh clone: `make run` serves, `make test` runs every check.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
+
+.PHONY: run test lint typecheck pytest openapi kb-validate kb-stats bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(DEVSTAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m app migrate
+	$(PY) -m app bootstrap-local
+	@echo "Serving on http://127.0.0.1:8000  (Swagger UI: http://127.0.0.1:8000/docs)"
+	$(PY) -m app serve --host 127.0.0.1 --port 8000
+
+test: $(DEVSTAMP)
+	$(PY) -m ruff check app tests migrations bench
+	$(PY) -m ruff format --check app tests migrations bench
+	$(PY) -m mypy
+	$(PY) -m app kb validate
+	$(PY) -m pytest
+
+openapi: $(STAMP)
+	$(PY) -m app openapi > openapi/openapi.json
+
+kb-validate: $(STAMP)
+	$(PY) -m app kb validate
+
+kb-stats: $(STAMP)
+	$(PY) -m app kb stats
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,119 @@
+"""``POST /v1/auth/token``: OAuth2 client credentials (RFC 6749 section 4.4)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Form, Request
+from pydantic import BaseModel, Field
+from sqlmodel import select
+
+from app.api.deps import ReadSession
+from app.auth import CLIENT_ID_RE, parse_scope_request, verify_secret
+from app.errors import BadRequest, Unauthorized
+from app.models import Client
+
+router = APIRouter(tags=["auth"])
+
+
+class TokenResponse(BaseModel):
+    access_token: str = Field(description="A JWT to send as `Authorization: Bearer <token>`.")
+    token_type: str = Field(examples=["Bearer"])
+    expires_in: int = Field(description="Seconds until the token expires.", examples=[900])
+    scope: str = Field(description="The granted scopes, space-separated.")
+
+
+def _oauth_error(status: int, error: str, detail: str, *, basic: bool = False) -> Exception:
+    extra = {"error": error, "error_description": detail}
+    if status == 401:
+        challenge = 'Basic realm="token"' if basic else 'Bearer realm="token"'
+        return Unauthorized(detail, headers={"WWW-Authenticate": challenge}, extra=extra)
+    return BadRequest(detail, extra=extra)
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise _oauth_error(
+            401, "invalid_client", "Malformed Basic credentials.", basic=True
+        ) from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise _oauth_error(401, "invalid_client", "Malformed Basic credentials.", basic=True)
+    # RFC 6749 section 2.3.1: both parts are form-urlencoded before Basic encoding.
+    return unquote(client_id), unquote(secret)
+
+
+@router.post(
+    "/v1/auth/token",
+    response_model=TokenResponse,
+    summary="Exchange client credentials for an access token",
+    description=(
+        "OAuth2 client-credentials grant. Send `grant_type=client_credentials` with "
+        "`client_id` and `client_secret` as form fields, or the credentials with HTTP Basic. "
+        "`scope` (space-separated) narrows the token to fewer scopes than the client holds. "
+        "Errors carry the OAuth2 `error` code (`invalid_client`, `invalid_request`, "
+        "`unsupported_grant_type`, `invalid_scope`) in a problem+json body."
+    ),
+    responses={
+        400: {
+            "description": "Invalid request, grant type or scope",
+            "content": {"application/problem+json": {}},
+        },
+        401: {
+            "description": "Unknown client or wrong secret",
+            "content": {"application/problem+json": {}},
+        },
+    },
+)
+def issue_token(
+    request: Request,
+    session: ReadSession,
+    grant_type: Annotated[str | None, Form(max_length=64)] = None,
+    client_id: Annotated[str | None, Form(max_length=64)] = None,
+    client_secret: Annotated[str | None, Form(max_length=256)] = None,
+    scope: Annotated[str | None, Form(max_length=512)] = None,
+) -> TokenResponse:
+    basic = _basic_credentials(request)
+    if basic is not None:
+        if client_id is not None and client_id != basic[0]:
+            raise _oauth_error(400, "invalid_request", "Client identified twice, differently.")
+        client_id, client_secret = basic
+    if grant_type != "client_credentials":
+        if not grant_type:
+            raise _oauth_error(400, "invalid_request", "grant_type is required.")
+        raise _oauth_error(400, "unsupported_grant_type", "Only client_credentials is supported.")
+    if not client_id or not client_secret:
+        raise _oauth_error(
+            401, "invalid_client", "Client authentication failed.", basic=basic is not None
+        )
+
+    client = None
+    if CLIENT_ID_RE.fullmatch(client_id):
+        client = session.exec(select(Client).where(Client.client_id == client_id)).first()
+    usable = client is not None and not client.disabled
+    ok = verify_secret(client.secret_hash if usable and client else None, client_secret)
+    if not ok or client is None:
+        raise _oauth_error(
+            401, "invalid_client", "Client authentication failed.", basic=basic is not None
+        )
+
+    granted = parse_scope_request(scope, frozenset(client.scopes))
+    if granted is None:
+        raise _oauth_error(400, "invalid_scope", "The requested scope exceeds the client's scopes.")
+    tokens = request.app.state.tokens
+    token = tokens.issue(client_id=client.client_id, tenant_id=client.tenant_id, scopes=granted)
+    return TokenResponse(
+        access_token=token,
+        token_type="Bearer",
+        expires_in=tokens.ttl,
+        scope=" ".join(sorted(granted)),
+    )

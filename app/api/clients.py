@@ -1,0 +1,64 @@
+"""Read the caller's own tenant's API clients (scope ``tenants:admin``). Secrets never leave
+the service after creation; clients are created and rotated with the CLI."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel
+from sqlmodel import col
+
+from app.api.deps import ReadSession, require
+from app.api.problems import STANDARD_ERRORS
+from app.auth import Principal, Scope
+from app.models import Client
+from app.tenancy import get_owned, owned
+
+router = APIRouter(tags=["tenants"], responses=STANDARD_ERRORS)
+Admin = Annotated[Principal, require(Scope.TENANTS_ADMIN)]
+
+
+class ClientPublic(BaseModel):
+    id: uuid.UUID
+    client_id: str
+    name: str
+    scopes: list[str]
+    disabled: bool
+    created_at: datetime
+    secret_rotated_at: datetime
+
+
+class ClientList(BaseModel):
+    items: list[ClientPublic]
+
+
+def _public(c: Client) -> ClientPublic:
+    return ClientPublic(
+        id=c.id,
+        client_id=c.client_id,
+        name=c.name,
+        scopes=list(c.scopes),
+        disabled=c.disabled,
+        created_at=c.created_at,
+        secret_rotated_at=c.secret_rotated_at,
+    )
+
+
+@router.get("/v1/clients", response_model=ClientList, summary="List your tenant's API clients")
+def list_clients(principal: Admin, session: ReadSession) -> ClientList:
+    rows = session.exec(owned(Client, principal.tenant_id).order_by(col(Client.created_at))).all()
+    return ClientList(items=[_public(c) for c in rows])
+
+
+@router.get(
+    "/v1/clients/{id}", response_model=ClientPublic, summary="Read one of your tenant's API clients"
+)
+def read_client(
+    principal: Admin,
+    session: ReadSession,
+    id: Annotated[uuid.UUID, Path(description="The client's id (not its client_id).")],
+) -> ClientPublic:
+    return _public(get_owned(session, Client, id, principal.tenant_id))

@@ -1,0 +1,85 @@
+"""Named dependencies shared by the routers: sessions, the verified principal, scopes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import OAuth2, SecurityScopes
+from sqlmodel import Session
+
+from app.auth import SCOPE_DESCRIPTIONS, InvalidToken, Principal
+from app.db import Database
+from app.errors import Forbidden, Unauthorized
+
+TOKEN_URL = "/v1/auth/token"
+
+oauth2 = OAuth2(
+    flows=OAuthFlows(
+        clientCredentials=OAuthFlowClientCredentials(
+            tokenUrl=TOKEN_URL, scopes={str(k): v for k, v in SCOPE_DESCRIPTIONS.items()}
+        )
+    ),
+    scheme_name="OAuth2ClientCredentials",
+    description="OAuth2 client credentials. In Swagger UI: Authorize, enter the client id "
+    "and secret, tick the scopes you need.",
+    auto_error=False,
+)
+
+UNAUTHORIZED = Unauthorized(
+    "The access token is missing, invalid or expired.",
+    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+)
+
+
+def database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def _write_session(request: Request) -> Iterator[Session]:
+    with database(request).session(write=True) as session:
+        yield session
+
+
+def _read_session(request: Request) -> Iterator[Session]:
+    with database(request).session(write=False) as session:
+        yield session
+
+
+# scope="function": the commit happens before the response is sent, so a 2xx is never
+# returned for a write that then fails.
+WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
+ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
+
+
+def _principal(
+    request: Request,
+    security_scopes: SecurityScopes,
+    authorization: Annotated[str | None, Depends(oauth2)],
+) -> Principal:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("An access token is required.", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        principal = request.app.state.tokens.verify(token.strip())
+    except InvalidToken:
+        raise UNAUTHORIZED from None
+    assert isinstance(principal, Principal)
+    request.scope.setdefault("state", {})["principal"] = principal
+    missing = [s for s in security_scopes.scopes if s not in principal.scopes]
+    if missing:
+        needed = " ".join(missing)
+        raise Forbidden(
+            f"This operation needs the scope: {' '.join(missing)}.",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
+        )
+    return principal
+
+
+def require(*scopes: str) -> Any:
+    """Use as ``Annotated[Principal, require(scope, ...)]``: the verified principal, which must
+    hold every scope named (declared in the OpenAPI document for Swagger's Authorize)."""
+    return Security(_principal, scopes=list(scopes))

@@ -1,0 +1,266 @@
+"""``python -m app``: serve, migrate, manage tenants and clients, check the knowledge base."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import Counter
+from collections.abc import Sequence
+
+from sqlmodel import Session, select
+
+from app.auth import ALL_SCOPES, DEFAULT_SCOPES, hash_secret, new_client_id, new_client_secret
+from app.models import Client, Tenant, utcnow
+from app.settings import Settings
+
+LOCAL_TENANT = "local"
+LOCAL_ADMIN_NAME = "local-admin"
+TENANT_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+
+
+class CliError(Exception):
+    pass
+
+
+def _db(settings: Settings):  # type: ignore[no-untyped-def]
+    from app.db import create_database
+
+    return create_database(settings.effective_database_url)
+
+
+def _tenant(session: Session, name: str, *, create: bool) -> Tenant:
+    if not TENANT_RE.fullmatch(name):
+        raise CliError("tenant names are 2-63 characters: lower-case letters, digits and '-'")
+    tenant = session.exec(select(Tenant).where(Tenant.name == name)).first()
+    if tenant is None:
+        if not create:
+            raise CliError(f"no tenant named {name!r}")
+        tenant = Tenant(name=name)
+        session.add(tenant)
+        session.flush()
+    return tenant
+
+
+def create_client(
+    session: Session, *, tenant: str, scopes: Sequence[str], name: str = ""
+) -> tuple[Client, str]:
+    unknown = sorted(set(scopes) - set(ALL_SCOPES))
+    if unknown:
+        raise CliError(f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(ALL_SCOPES)}")
+    owner = _tenant(session, tenant, create=True)
+    secret = new_client_secret()
+    client = Client(
+        tenant_id=owner.id,
+        client_id=new_client_id(),
+        secret_hash=hash_secret(secret),
+        scopes=sorted(set(scopes)),
+        name=name[:64],
+    )
+    session.add(client)
+    session.flush()
+    return client, secret
+
+
+def _print_credentials(client: Client, secret: str, tenant: str, *, as_json: bool) -> None:
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "client_id": client.client_id,
+                    "client_secret": secret,
+                    "tenant": tenant,
+                    "scopes": list(client.scopes),
+                }
+            )
+        )
+        return
+    print(f"client_id:     {client.client_id}")
+    print(f"client_secret: {secret}")
+    print(f"tenant:        {tenant}")
+    print(f"scopes:        {' '.join(client.scopes)}")
+    print("The secret is shown only now; it is stored as a hash.")
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    from app import migrate
+
+    migrate.upgrade(settings.effective_database_url)
+    print("database migrated to", migrate.head_revision())
+    return 0
+
+
+def cmd_create_tenant(settings: Settings, args: argparse.Namespace) -> int:
+    with _db(settings).session() as session:
+        existing = session.exec(select(Tenant).where(Tenant.name == args.name)).first()
+        if existing is not None:
+            raise CliError(f"tenant {args.name!r} exists already")
+        _tenant(session, args.name, create=True)
+    print(f"tenant {args.name} created")
+    return 0
+
+
+def cmd_create_client(settings: Settings, args: argparse.Namespace) -> int:
+    scopes = list(ALL_SCOPES) if args.admin else (args.scopes or list(DEFAULT_SCOPES))
+    with _db(settings).session() as session:
+        client, secret = create_client(session, tenant=args.tenant, scopes=scopes, name=args.name)
+    _print_credentials(client, secret, args.tenant, as_json=args.json)
+    return 0
+
+
+def cmd_rotate_secret(settings: Settings, args: argparse.Namespace) -> int:
+    with _db(settings).session() as session:
+        client = session.exec(select(Client).where(Client.client_id == args.client_id)).first()
+        if client is None:
+            raise CliError("no such client")
+        tenant = session.get(Tenant, client.tenant_id)
+        secret = new_client_secret()
+        client.secret_hash = hash_secret(secret)
+        client.secret_rotated_at = utcnow()
+        session.add(client)
+    _print_credentials(client, secret, tenant.name if tenant else "?", as_json=args.json)
+    print(
+        "Tokens issued before the rotation stay valid until they expire "
+        f"(at most {settings.token_ttl_seconds} s).",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_bootstrap_local(settings: Settings, _: argparse.Namespace) -> int:
+    """Make sure the local admin client exists; print its secret only when it is created."""
+    with _db(settings).session() as session:
+        tenant = session.exec(select(Tenant).where(Tenant.name == LOCAL_TENANT)).first()
+        existing = None
+        if tenant is not None:
+            existing = session.exec(
+                select(Client).where(Client.tenant_id == tenant.id, Client.name == LOCAL_ADMIN_NAME)
+            ).first()
+        if existing is not None:
+            print(f"Local admin client: {existing.client_id} (tenant {LOCAL_TENANT}).")
+            print("Its secret was shown when it was created. For a new one:")
+            print(f"  .venv/bin/python -m app rotate-secret --client-id {existing.client_id}")
+            return 0
+        client, secret = create_client(
+            session, tenant=LOCAL_TENANT, scopes=ALL_SCOPES, name=LOCAL_ADMIN_NAME
+        )
+    print("=" * 72)
+    print("Local admin client created. Use these in Swagger UI's Authorize button:")
+    _print_credentials(client, secret, LOCAL_TENANT, as_json=False)
+    print("=" * 72)
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.observability import configure_logging
+
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        proxy_headers=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=20,
+    )
+    return 0
+
+
+def cmd_openapi(settings: Settings, _: argparse.Namespace) -> int:
+    from app.openapi import export
+
+    print(export(settings))
+    return 0
+
+
+def cmd_kb(settings: Settings, args: argparse.Namespace) -> int:
+    from app.kb.loader import KnowledgeBaseError, load
+
+    try:
+        kb = load()
+    except KnowledgeBaseError as exc:
+        print(f"knowledge base invalid: {exc}", file=sys.stderr)
+        return 1
+    if args.kb_command == "validate":
+        print(f"knowledge base {kb.version} valid; sha256 {kb.sha256}")
+        return 0
+    print(f"knowledge base {kb.version}  sha256 {kb.sha256}")
+    for kind, n in kb.counts().items():
+        print(f"  {kind:<20}{n:>6}")
+    per_country: Counter[str] = Counter()
+    for p in kb.provisions.values():
+        per_country[f"{p.jurisdiction} provisions"] += 1
+    for c in kb.cases.values():
+        per_country[f"{c.country} cases"] += 1
+    print("per country:")
+    for iso2 in sorted(kb.countries):
+        level = kb.countries[iso2].documentation_level.value
+        print(
+            f"  {iso2}  documentation={level:<9}provisions={per_country[f'{iso2} provisions']:<4}"
+            f"cases={per_country[f'{iso2} cases']}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the API with uvicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    tenant = sub.add_parser("create-tenant", help="create a tenant")
+    tenant.add_argument("name")
+    tenant.set_defaults(func=cmd_create_tenant)
+
+    client = sub.add_parser("create-client", help="create an API client (and its tenant)")
+    client.add_argument("--tenant", required=True)
+    client.add_argument("--admin", action="store_true", help="grant every scope")
+    client.add_argument(
+        "--scopes",
+        nargs="+",
+        choices=ALL_SCOPES,
+        metavar="SCOPE",
+        help=f"scopes to grant (default: {' '.join(DEFAULT_SCOPES)})",
+    )
+    client.add_argument("--name", default="", help="a label for the client")
+    client.add_argument("--json", action="store_true", help="print one JSON line")
+    client.set_defaults(func=cmd_create_client)
+
+    rotate = sub.add_parser("rotate-secret", help="give a client a new secret")
+    rotate.add_argument("--client-id", required=True)
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(func=cmd_rotate_secret)
+
+    sub.add_parser("bootstrap-local", help="ensure the local admin client exists").set_defaults(
+        func=cmd_bootstrap_local
+    )
+    sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=cmd_openapi)
+
+    kb = sub.add_parser("kb", help="knowledge-base tools")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    kb_sub.add_parser("validate", help="validate the data files").set_defaults(func=cmd_kb)
+    kb_sub.add_parser("stats", help="counts per kind and per country").set_defaults(func=cmd_kb)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+        result: int = args.func(settings, args)
+        return result
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

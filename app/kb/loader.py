@@ -1,0 +1,239 @@
+"""Read, validate and hash the knowledge base's data files.
+
+A release is the directory ``data/`` (or any directory of the same shape): YAML files, one list
+of records per file, grouped by kind. Loading fails with :class:`KnowledgeBaseError` naming the
+file and the record when anything is wrong; nothing half-loaded is ever returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from app.kb.schema import (
+    Case,
+    Country,
+    Group,
+    OffenceCategory,
+    Pattern,
+    ProfileTag,
+    Provision,
+    Release,
+    Scoring,
+    Source,
+)
+
+DATA_DIR = Path(__file__).parent / "data"
+DEFAULT_COUNTRY = "ZZ"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+# Set only by the data authors' entry point below: check what exists while a release is written.
+_PARTIAL = False
+
+
+class KnowledgeBaseError(ValueError):
+    """The knowledge base's files are invalid; the message names the file and record."""
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeBase:
+    release: Release
+    sha256: str
+    scoring: Scoring
+    sources: dict[str, Source]
+    countries: dict[str, Country]
+    patterns: dict[str, Pattern]
+    provisions: dict[str, Provision]
+    groups: dict[str, Group]
+    profile_tags: dict[str, ProfileTag]
+    offence_categories: dict[str, OffenceCategory]
+    cases: dict[str, Case]
+
+    @property
+    def version(self) -> str:
+        return self.release.version
+
+    def country(self, iso2: str | None) -> Country:
+        """The profile of a requesting state, or the default profile for undocumented states."""
+        return self.countries.get((iso2 or "").upper()) or self.countries[DEFAULT_COUNTRY]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "sources": len(self.sources),
+            "countries": len(self.countries) - (DEFAULT_COUNTRY in self.countries),
+            "patterns": len(self.patterns),
+            "provisions": len(self.provisions),
+            "groups": len(self.groups),
+            "profile_tags": len(self.profile_tags),
+            "offence_categories": len(self.offence_categories),
+            "cases": len(self.cases),
+            "indicators": len(self.scoring.indicators),
+        }
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError) as exc:
+        raise KnowledgeBaseError(f"{path.name}: cannot be read as YAML: {exc}") from None
+
+
+def _files(root: Path, name: str) -> list[Path]:
+    """``name.yaml`` or every ``*.yaml`` in the folder ``name/``, in a stable order."""
+    single = root / f"{name}.yaml"
+    folder = root / name
+    found = [single] if single.is_file() else []
+    if folder.is_dir():
+        found += sorted(folder.glob("*.yaml"))
+    return found
+
+
+def _records(root: Path, name: str, model: type[M], key: str) -> dict[str, M]:
+    out: dict[str, M] = {}
+    for path in _files(root, name):
+        rel = path.relative_to(root).as_posix()
+        raw = _read_yaml(path)
+        if raw is None:
+            continue
+        if not isinstance(raw, list):
+            raise KnowledgeBaseError(f"{rel}: expected a list of records")
+        for index, item in enumerate(raw):
+            label = item.get(key) if isinstance(item, dict) else None
+            where = f"{rel}: record {index}" + (f" ({label})" if label else "")
+            try:
+                record = model.model_validate(item)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+                )
+                raise KnowledgeBaseError(f"{where}: {problems}") from None
+            ident = getattr(record, key)
+            if ident in out:
+                raise KnowledgeBaseError(f"{where}: duplicate {key} {ident!r}")
+            out[ident] = record
+    return out
+
+
+def _check_refs(where: str, refs: Iterable[str], known: dict[str, Any], kind: str) -> None:
+    if not known and _PARTIAL:
+        return
+    missing = sorted(set(refs) - known.keys())
+    if missing:
+        raise KnowledgeBaseError(f"{where}: unknown {kind} {', '.join(missing)}")
+
+
+def canonical_sha256(root: Path = DATA_DIR) -> str:
+    """sha256 over the parsed content of every data file, independent of YAML formatting."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.yaml")):
+        rel = path.relative_to(root).as_posix()
+        content = json.dumps(_read_yaml(path), sort_keys=True, ensure_ascii=False, default=str)
+        digest.update(rel.encode() + b"\0" + content.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def load(root: Path = DATA_DIR) -> KnowledgeBase:
+    """Load and validate a release directory. Raises :class:`KnowledgeBaseError`."""
+    release_raw = _read_yaml(root / "release.yaml") if (root / "release.yaml").is_file() else None
+    scoring_raw = _read_yaml(root / "scoring.yaml") if (root / "scoring.yaml").is_file() else None
+    try:
+        release = Release.model_validate(release_raw)
+    except ValidationError as exc:
+        raise KnowledgeBaseError(f"release.yaml: {exc.errors()[0]['msg']}") from None
+    try:
+        scoring = Scoring.model_validate(scoring_raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise KnowledgeBaseError(f"scoring.yaml: {problems}") from None
+
+    kb = KnowledgeBase(
+        release=release,
+        sha256=canonical_sha256(root),
+        scoring=scoring,
+        sources=_records(root, "sources", Source, "id"),
+        countries=_records(root, "countries", Country, "iso2"),
+        patterns=_records(root, "patterns", Pattern, "code"),
+        provisions=_records(root, "provisions", Provision, "id"),
+        groups=_records(root, "vocabularies/groups", Group, "id"),
+        profile_tags=_records(root, "vocabularies/profile_tags", ProfileTag, "id"),
+        offence_categories=_records(root, "vocabularies/offence_categories", OffenceCategory, "id"),
+        cases=_records(root, "cases", Case, "id"),
+    )
+    validate_references(kb)
+    return kb
+
+
+def _cited(kb: KnowledgeBase) -> Iterator[tuple[str, list[str]]]:
+    for c in kb.countries.values():
+        for i, f in enumerate(c.findings):
+            yield f"countries {c.iso2} findings[{i}]", f.source_ids
+        for i, f in enumerate(c.extradition_refusals):
+            yield f"countries {c.iso2} extradition_refusals[{i}]", f.source_ids
+        yield f"countries {c.iso2} torture_risk", c.torture_risk.source_ids
+    for p in kb.patterns.values():
+        yield f"patterns {p.code}", p.source_ids
+    for pr in kb.provisions.values():
+        yield f"provisions {pr.id}", pr.source_ids
+    for g in kb.groups.values():
+        yield f"groups {g.id}", g.source_ids
+    for t in kb.profile_tags.values():
+        yield f"profile_tags {t.id}", t.source_ids
+    for o in kb.offence_categories.values():
+        yield f"offence_categories {o.id}", o.source_ids
+    for cs in kb.cases.values():
+        yield f"cases {cs.id}", cs.source_ids
+    for ind in kb.scoring.indicators.values():
+        yield f"scoring indicator {ind.code}", ind.source_ids
+    for gr in kb.scoring.challenge_grounds.values():
+        yield f"scoring challenge ground {gr.basis}", gr.source_ids
+
+
+def validate_references(kb: KnowledgeBase) -> None:
+    """Every cross-reference resolves, and every source is cited somewhere."""
+    if DEFAULT_COUNTRY not in kb.countries and not _PARTIAL:
+        raise KnowledgeBaseError(f"countries: the default profile {DEFAULT_COUNTRY} is missing")
+    cited: set[str] = set()
+    for where, ids in _cited(kb):
+        _check_refs(where, ids, kb.sources, "source")
+        cited.update(ids)
+    for c in kb.countries.values():
+        _check_refs(f"countries {c.iso2}", c.patterns, kb.patterns, "pattern")
+        _check_refs(f"countries {c.iso2}", c.targeted_groups, kb.groups, "group")
+    for p in kb.patterns.values():
+        _check_refs(f"patterns {p.code}", p.indicators, kb.scoring.indicators, "indicator")
+    for pr in kb.provisions.values():
+        _check_refs(f"provisions {pr.id}", [pr.category], kb.offence_categories, "category")
+    for cs in kb.cases.values():
+        _check_refs(f"cases {cs.id}", cs.patterns, kb.patterns, "pattern")
+        _check_refs(f"cases {cs.id}", cs.groups, kb.groups, "group")
+        _check_refs(f"cases {cs.id}", cs.profile_tags, kb.profile_tags, "profile tag")
+    uncited = sorted(kb.sources.keys() - cited)
+    if uncited and not _PARTIAL:
+        raise KnowledgeBaseError(f"sources: never cited: {', '.join(uncited)}")
+
+
+if __name__ == "__main__":  # pragma: no cover - a convenience for data authors
+    import sys
+
+    args = sys.argv[1:]
+    if "--partial" in args:
+        args.remove("--partial")
+        _PARTIAL = True
+    try:
+        loaded = load(Path(args[0]) if args else DATA_DIR)
+    except KnowledgeBaseError as err:
+        print(f"invalid: {err}")
+        raise SystemExit(1) from None
+    print(json.dumps({"version": loaded.version, "sha256": loaded.sha256, **loaded.counts()}))

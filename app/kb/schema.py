@@ -1,0 +1,251 @@
+"""The knowledge base's data model.
+
+Every record is validated by one of these models at load time. ``extra="forbid"`` makes a
+misspelt field an error instead of silently dropped data; cross-references (source ids, pattern
+codes, group ids, tags and offence categories) are checked by the loader once every file is read.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
+
+SLUG = r"^[a-z0-9][a-z0-9_.-]{1,80}$"
+ISO2 = r"^[A-Z]{2}$"
+
+Slug = Annotated[str, Field(pattern=SLUG)]
+Iso2 = Annotated[str, Field(pattern=ISO2)]
+Text = Annotated[str, Field(min_length=1, max_length=4000)]
+Term = Annotated[str, Field(min_length=2, max_length=200)]
+SourceIds = Annotated[list[Slug], Field(min_length=1)]
+
+
+def _no_placeholder(value: str) -> str:
+    if re.search(r"\b(TODO|TBD|FIXME|lorem ipsum)\b", value, re.IGNORECASE):
+        raise ValueError("placeholder text")
+    return value
+
+
+Prose = Annotated[Text, AfterValidator(_no_placeholder)]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class SourceKind(StrEnum):
+    INTERPOL_RULE = "interpol_rule"
+    UN_BODY = "un_body"
+    REGIONAL_BODY = "regional_body"
+    COURT_JUDGMENT = "court_judgment"
+    PARLIAMENTARY_BODY = "parliamentary_body"
+    GOVERNMENT = "government"
+    NGO_REPORT = "ngo_report"
+    JOURNALISM = "journalism"
+    LEGAL_COMMENTARY = "legal_commentary"
+    LAW_TEXT = "law_text"
+    ACADEMIC = "academic"
+
+
+class Source(Record):
+    """A real public document whose URL and title were seen by the person who added it."""
+
+    id: Slug
+    title: Text
+    publisher: Text
+    year: int | None = Field(default=None, ge=1900, le=2100)
+    url: HttpUrl
+    kind: SourceKind
+    facts: Annotated[list[Prose], Field(min_length=1)]
+
+
+class Level(StrEnum):
+    STRONG = "strong"
+    MODERATE = "moderate"
+    LIMITED = "limited"
+    NONE = "none"
+
+
+class Finding(Record):
+    text: Prose
+    years: str | None = Field(default=None, pattern=r"^\d{4}(-\d{4})?$")
+    source_ids: SourceIds
+
+
+class TortureRisk(Record):
+    level: Level
+    summary: Prose
+    source_ids: list[Slug] = Field(default_factory=list)
+
+
+class Country(Record):
+    """A requesting state's documented record. ``iso2: "ZZ"`` is the default profile."""
+
+    iso2: Iso2
+    name: Text
+    documentation_level: Level
+    summary: Prose
+    findings: list[Finding] = Field(default_factory=list)
+    patterns: list[Slug] = Field(default_factory=list)
+    targeted_groups: list[Slug] = Field(default_factory=list)
+    torture_risk: TortureRisk
+    extradition_refusals: list[Finding] = Field(default_factory=list)
+
+
+class Pattern(Record):
+    code: Slug
+    name: Text
+    description: Prose
+    recognition: Prose
+    weight_rationale: Prose
+    indicators: list[Slug] = Field(default_factory=list)
+    source_ids: SourceIds
+
+
+class PoliticalUse(StrEnum):
+    DOCUMENTED = "documented"  # sources document its use against dissidents, minorities or critics
+    REPORTED = "reported"  # reported in fewer or weaker sources
+
+
+class Provision(Record):
+    id: Slug
+    jurisdiction: Iso2
+    code_name: Text
+    article: Annotated[str, Field(min_length=1, max_length=40)]
+    title_en: Text
+    title_original: Text
+    category: Slug
+    political_use: PoliticalUse
+    charge_terms: Annotated[list[Term], Field(min_length=1)]
+    notes: Prose
+    source_ids: SourceIds
+
+
+class GroupKind(StrEnum):
+    ETHNIC = "ethnic"
+    RELIGIOUS = "religious"
+    POLITICAL = "political"
+    CIVIC = "civic"
+
+
+class Group(Record):
+    id: Slug
+    kind: GroupKind
+    name: Text
+    description: Prose
+    countries: Annotated[list[Iso2], Field(min_length=1)]
+    terms: Annotated[list[Term], Field(min_length=1)]
+    source_ids: SourceIds
+
+
+class ProfileTag(Record):
+    id: Slug
+    label: Text
+    description: Prose
+    terms: Annotated[list[Term], Field(min_length=1)]
+    source_ids: SourceIds
+
+
+class OffenceCategory(Record):
+    id: Slug
+    label: Text
+    description: Prose
+    # RPD Art. 83(1)(a): excluded from Red Notices, or raising Article 3 concerns.
+    rpd_excluded: bool = False
+    political_character: bool = False
+    ordinary_crime: bool = False
+    terms: Annotated[list[Term], Field(min_length=1)]
+    source_ids: SourceIds
+
+
+class NoticeType(StrEnum):
+    RED_NOTICE = "red_notice"
+    DIFFUSION = "diffusion"
+    BLUE_NOTICE = "blue_notice"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class CaseLabel(StrEnum):
+    """abusive: sources document the request as politically motivated, or it was deleted or
+    refused as such. legitimate: an ordinary-law case whose notice stood or whose extradition
+    was granted on the merits. contested: sources disagree or the outcome is mixed."""
+
+    ABUSIVE = "abusive"
+    LEGITIMATE = "legitimate"
+    CONTESTED = "contested"
+
+
+class Case(Record):
+    id: Slug
+    name: Text
+    country: Iso2
+    year: int = Field(ge=1950, le=2100)
+    notice_type: NoticeType
+    charges: Prose
+    profile: Prose
+    profile_tags: list[Slug] = Field(default_factory=list)
+    groups: list[Slug] = Field(default_factory=list)
+    outcome: Prose
+    label: CaseLabel
+    patterns: list[Slug] = Field(default_factory=list)
+    source_ids: SourceIds
+
+
+class IndicatorKind(StrEnum):
+    INDICATOR = "indicator"
+    COUNTER_INDICATOR = "counter_indicator"
+
+
+class IndicatorSpec(Record):
+    """One scoring rule's published weight. ``description`` is the rule's documentation and
+    the explanation a reader sees; the matching logic lives in ``app.engine.rules``."""
+
+    code: Slug
+    kind: IndicatorKind
+    label: Text
+    description: Prose
+    points: int = Field(ge=-60, le=60)
+    # Points by a graded level (e.g. a country's documentation level); overrides ``points``.
+    points_by_level: dict[str, Annotated[int, Field(ge=-60, le=60)]] = Field(default_factory=dict)
+    group: Slug
+    source_ids: SourceIds
+
+
+class Thresholds(Record):
+    elevated: int = Field(ge=1, le=100)
+    high: int = Field(ge=1, le=100)
+    severe: int = Field(ge=1, le=100)
+
+
+class ChallengeGroundSpec(Record):
+    basis: Slug
+    title: Text
+    explanation: Prose
+    source_ids: SourceIds
+
+
+def _keyed(key: str) -> AfterValidator:
+    def check(items: dict[str, Any]) -> dict[str, Any]:
+        for name, item in items.items():
+            if getattr(item, key) != name:
+                raise ValueError(f"entry {name!r} has {key} {getattr(item, key)!r}")
+        return items
+
+    return AfterValidator(check)
+
+
+class Scoring(Record):
+    thresholds: Thresholds
+    group_caps: dict[Slug, Annotated[int, Field(ge=1, le=100)]]
+    indicators: Annotated[dict[Slug, IndicatorSpec], _keyed("code")]
+    challenge_grounds: Annotated[dict[Slug, ChallengeGroundSpec], _keyed("basis")]
+
+
+class Release(Record):
+    version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
+    published: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    notes: Prose

@@ -1,0 +1,100 @@
+"""``create_app(settings)``: the FastAPI application, assembled from its parts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
+
+from app import __version__, errors, migrate
+from app.api import auth as auth_api
+from app.api import clients as clients_api
+from app.api import health as health_api
+from app.api import knowledge as knowledge_api
+from app.auth import TokenService
+from app.db import Database, create_database
+from app.kb.loader import KnowledgeBase
+from app.kb.loader import load as load_kb
+from app.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
+from app.settings import Settings
+
+DESCRIPTION = """
+Screens a person and/or an INTERPOL Red Notice or diffusion against a curated, versioned
+knowledge base of documented abuse patterns, and returns a scored flag with the reasons, the
+legal grounds to challenge the notice, and citations to public sources.
+
+**This service is a screening aid, not legal advice.**
+
+Authenticate with OAuth2 client credentials: press **Authorize**, enter your client id and
+secret (`make run` prints the local admin's once), and tick the scopes you need. Errors are
+RFC 9457 `application/problem+json` and never echo submitted values.
+"""
+
+TAGS = [
+    {"name": "screenings", "description": "Screen a person and a notice; read and erase results."},
+    {
+        "name": "knowledge",
+        "description": "The knowledge base: sources, countries, patterns, "
+        "legal provisions and documented cases, with its version and content hash.",
+    },
+    {"name": "auth", "description": "OAuth2 client-credentials tokens."},
+    {"name": "tenants", "description": "Your tenant's API clients."},
+    {"name": "operations", "description": "Health, readiness and metrics."},
+]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    knowledge_base: KnowledgeBase | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+    db = database or create_database(settings.effective_database_url)
+    kb = knowledge_base or load_kb()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if database is None:  # we opened it, we close it
+            db.dispose()
+
+    app: FastAPI = FastAPIOffline(
+        title="INTERPOL notice screening API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        redoc_url=None,
+        lifespan=lifespan,
+        swagger_ui_parameters={"defaultModelsExpandDepth": 0, "tryItOutEnabled": True},
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.kb = kb
+    app.state.migration_head = migrate.head_revision()
+    app.state.tokens = TokenService(
+        settings.signing_key_pem(),
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        ttl_seconds=settings.token_ttl_seconds,
+    )
+    app.state.metrics = Metrics()
+
+    errors.install(app)
+    for router in (health_api.router, auth_api.router, knowledge_api.router, clients_api.router):
+        app.include_router(router)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["Location", "X-Request-ID", "ETag", "Retry-After"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    return app

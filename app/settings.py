@@ -1,0 +1,121 @@
+"""The only place the environment is read.
+
+``Settings`` is built once at start-up (``Settings()``) and passed to ``create_app``; nothing
+else reads ``os.environ``. Production refuses to start without real key material; development
+generates a signing key once and keeps it, mode 0600, in the data folder.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDERS = ("change-me", "changeme", "placeholder", "example", "secret", "xxx")
+MIN_RSA_BITS = 2048
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+    TEST = "test"
+
+
+class SettingsError(ValueError):
+    """The configuration is unusable; the message says which variable and why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    app_env: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    signing_key: SecretStr | None = None
+    signing_key_file: Path | None = None
+    token_issuer: str = "notice-screening"
+    token_audience: str = "notice-screening-api"
+    token_ttl_seconds: int = Field(default=900, ge=60, le=900)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: str = "INFO"
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.app_env is Environment.PRODUCTION:
+            if not self.database_url:
+                raise ValueError("DATABASE_URL is required in production")
+            if self.signing_key is None and self.signing_key_file is None:
+                raise ValueError("SIGNING_KEY or SIGNING_KEY_FILE is required in production")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'screening.db').as_posix()}"
+
+    def signing_key_pem(self) -> bytes:
+        """The RSA private key in PEM, validated; generated once in development."""
+        if self.signing_key is not None:
+            pem = self.signing_key.get_secret_value().encode()
+        elif self.signing_key_file is not None:
+            pem = self.signing_key_file.read_bytes()
+        elif self.app_env is Environment.PRODUCTION:
+            raise SettingsError("SIGNING_KEY or SIGNING_KEY_FILE is required in production")
+        else:
+            pem = _dev_key(self.data_dir / "signing-key.pem")
+        _check_private_key(pem)
+        return pem
+
+
+def _check_private_key(pem: bytes) -> None:
+    lowered = pem.decode(errors="replace").lower()
+    if any(p in lowered for p in PLACEHOLDERS) and "begin" not in lowered:
+        raise SettingsError("SIGNING_KEY is a placeholder, not a key")
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise SettingsError("SIGNING_KEY is not a PEM-encoded private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < MIN_RSA_BITS:
+        raise SettingsError(f"SIGNING_KEY must be an RSA key of at least {MIN_RSA_BITS} bits")
+
+
+def _dev_key(path: Path) -> bytes:
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    # O_EXCL: two processes starting together must not overwrite each other's key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    return pem
