@@ -208,6 +208,17 @@ def cmd_kb(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.evaluate import EVAL_FILE, evaluate, load_cases
+    from app.kb.loader import load
+
+    report = evaluate(load(), load_cases(Path(args.file) if args.file else EVAL_FILE))
+    print(report.render())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -247,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_bootstrap_local
     )
     sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=cmd_openapi)
+
+    ev = sub.add_parser("evaluate", help="score the labelled evaluation set and print metrics")
+    ev.add_argument("--file", help="a YAML file of labelled cases (default tests/eval/cases.yaml)")
+    ev.set_defaults(func=cmd_evaluate)
 
     kb = sub.add_parser("kb", help="knowledge-base tools")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)

@@ -40,8 +40,8 @@ class Database:
                 yield session
                 if write:
                     session.commit()
-                else:
-                    session.rollback()
+                # A read ends with close(), which releases the connection and its transaction
+                # but leaves loaded objects usable (rollback() would expire them).
             except BaseException:
                 session.rollback()
                 raise

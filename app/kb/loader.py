@@ -17,9 +17,11 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from app.kb.compiled import Entry, Matcher
 from app.kb.schema import (
     Case,
     Country,
+    CueSet,
     Group,
     OffenceCategory,
     Pattern,
@@ -40,6 +42,36 @@ M = TypeVar("M", bound=BaseModel)
 _PARTIAL = False
 
 
+@dataclass(frozen=True, slots=True)
+class Index:
+    """Lookups derived once at load so that a screening's cost does not grow with the
+    number of cases, patterns or sources."""
+
+    cases_by_key: dict[str, tuple[str, ...]]  # "country:CN", "group:uyghur", "pattern:x", "tag:y"
+    patterns_by_indicator: dict[str, tuple[str, ...]]
+    source_urls: dict[str, str]
+
+
+def build_index(
+    cases: dict[str, Case], patterns: dict[str, Pattern], sources: dict[str, Source]
+) -> Index:
+    by_key: dict[str, list[str]] = {}
+    for case in cases.values():
+        keys = [f"country:{case.country}"] + [f"group:{g}" for g in case.groups]
+        keys += [f"pattern:{p}" for p in case.patterns] + [f"tag:{t}" for t in case.profile_tags]
+        for key in keys:
+            by_key.setdefault(key, []).append(case.id)
+    by_indicator: dict[str, list[str]] = {}
+    for pattern in patterns.values():
+        for code in pattern.indicators:
+            by_indicator.setdefault(code, []).append(pattern.code)
+    return Index(
+        cases_by_key={k: tuple(sorted(v)) for k, v in by_key.items()},
+        patterns_by_indicator={k: tuple(sorted(v)) for k, v in by_indicator.items()},
+        source_urls={sid: str(src.url) for sid, src in sources.items()},
+    )
+
+
 class KnowledgeBaseError(ValueError):
     """The knowledge base's files are invalid; the message names the file and record."""
 
@@ -57,6 +89,9 @@ class KnowledgeBase:
     profile_tags: dict[str, ProfileTag]
     offence_categories: dict[str, OffenceCategory]
     cases: dict[str, Case]
+    cues: dict[str, CueSet]
+    matcher: Matcher
+    index: Index
 
     @property
     def version(self) -> str:
@@ -158,21 +193,54 @@ def load(root: Path = DATA_DIR) -> KnowledgeBase:
         )
         raise KnowledgeBaseError(f"scoring.yaml: {problems}") from None
 
+    groups = _records(root, "vocabularies/groups", Group, "id")
+    profile_tags = _records(root, "vocabularies/profile_tags", ProfileTag, "id")
+    categories = _records(root, "vocabularies/offence_categories", OffenceCategory, "id")
+    provisions = _records(root, "provisions", Provision, "id")
+    cues = _records(root, "vocabularies/cues", CueSet, "id")
+    sources = _records(root, "sources", Source, "id")
+    patterns = _records(root, "patterns", Pattern, "code")
+    cases = _records(root, "cases", Case, "id")
     kb = KnowledgeBase(
         release=release,
         sha256=canonical_sha256(root),
         scoring=scoring,
-        sources=_records(root, "sources", Source, "id"),
+        sources=sources,
         countries=_records(root, "countries", Country, "iso2"),
-        patterns=_records(root, "patterns", Pattern, "code"),
-        provisions=_records(root, "provisions", Provision, "id"),
-        groups=_records(root, "vocabularies/groups", Group, "id"),
-        profile_tags=_records(root, "vocabularies/profile_tags", ProfileTag, "id"),
-        offence_categories=_records(root, "vocabularies/offence_categories", OffenceCategory, "id"),
-        cases=_records(root, "cases", Case, "id"),
+        patterns=patterns,
+        provisions=provisions,
+        groups=groups,
+        profile_tags=profile_tags,
+        offence_categories=categories,
+        cases=cases,
+        cues=cues,
+        matcher=compile_matcher(groups, profile_tags, categories, provisions, cues),
+        index=build_index(cases, patterns, sources),
     )
     validate_references(kb)
     return kb
+
+
+def compile_matcher(
+    groups: dict[str, Group],
+    tags: dict[str, ProfileTag],
+    categories: dict[str, OffenceCategory],
+    provisions: dict[str, Provision],
+    cues: dict[str, CueSet],
+) -> Matcher:
+    """One automaton over every vocabulary term, built once per release."""
+    entries: list[Entry] = []
+    for kind, records in (
+        ("group", groups),
+        ("tag", tags),
+        ("category", categories),
+        ("cue", cues),
+    ):
+        for ref, rec in records.items():
+            entries += [Entry(kind, ref, t) for t in rec.terms]
+    for ref, prov in provisions.items():
+        entries += [Entry("provision", ref, t) for t in prov.charge_terms]
+    return Matcher(entries)
 
 
 def _cited(kb: KnowledgeBase) -> Iterator[tuple[str, list[str]]]:
@@ -219,6 +287,16 @@ def validate_references(kb: KnowledgeBase) -> None:
         _check_refs(f"cases {cs.id}", cs.patterns, kb.patterns, "pattern")
         _check_refs(f"cases {cs.id}", cs.groups, kb.groups, "group")
         _check_refs(f"cases {cs.id}", cs.profile_tags, kb.profile_tags, "profile tag")
+    _check_refs(
+        "scoring dissident_profile_tags",
+        kb.scoring.dissident_profile_tags,
+        kb.profile_tags,
+        "profile tag",
+    )
+    for gr in kb.scoring.challenge_grounds.values():
+        _check_refs(
+            f"scoring challenge ground {gr.basis}", gr.triggers, kb.scoring.indicators, "indicator"
+        )
     uncited = sorted(kb.sources.keys() - cited)
     if uncited and not _PARTIAL:
         raise KnowledgeBaseError(f"sources: never cited: {', '.join(uncited)}")

@@ -161,6 +161,15 @@ class OffenceCategory(Record):
     source_ids: SourceIds
 
 
+class CueSet(Record):
+    """Words that signal a fact in free text (a negation, a victim, a prior refusal, pressure
+    on relatives). Linguistic, not factual: they carry no sources."""
+
+    id: Slug
+    description: Prose
+    terms: Annotated[list[Term], Field(min_length=1)]
+
+
 class NoticeType(StrEnum):
     RED_NOTICE = "red_notice"
     DIFFUSION = "diffusion"
@@ -222,9 +231,14 @@ class Thresholds(Record):
 
 
 class ChallengeGroundSpec(Record):
+    """A legal basis for challenging a notice. It applies when any indicator in ``triggers``
+    fired, or always (``always: true``, e.g. the right to petition the CCF)."""
+
     basis: Slug
     title: Text
     explanation: Prose
+    triggers: list[Slug] = Field(default_factory=list)
+    always: bool = False
     source_ids: SourceIds
 
 
@@ -241,6 +255,8 @@ def _keyed(key: str) -> AfterValidator:
 class Scoring(Record):
     thresholds: Thresholds
     group_caps: dict[Slug, Annotated[int, Field(ge=1, le=100)]]
+    # Profile tags that count as a dissident or at-risk profile for ``profile_dissident``.
+    dissident_profile_tags: list[Slug]
     indicators: Annotated[dict[Slug, IndicatorSpec], _keyed("code")]
     challenge_grounds: Annotated[dict[Slug, ChallengeGroundSpec], _keyed("basis")]
 

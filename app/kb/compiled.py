@@ -1,0 +1,115 @@
+"""The knowledge base's vocabularies compiled into one Aho-Corasick automaton.
+
+Every term (group names, profile words, offence words, provision wordings, cue words) is
+normalised once at load and added to a single automaton, so matching a text costs one pass
+over it whatever the number of terms. Terms in alphabetic scripts match at a word start (a
+prefix: "journalist" also finds "journalists", "экстремист" finds "экстремистской"); CJK terms
+match anywhere. Each hit knows whether a negation cue governs it ("not a member of ...",
+"... üyesi değil", "不是 ...").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import ahocorasick
+
+from app.kb.text import CLAUSE, has_cjk, normalise
+
+NEGATION = "negation"  # cue set: words that negate what follows
+POST_NEGATION = "post_negation"  # cue set: words that negate what precedes (Turkish değil)
+NEGATION_WINDOW = 32  # characters between a negation cue and the term it governs
+POST_NEGATION_WINDOW = 24
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    kind: str  # group | tag | category | provision | cue
+    ref: str  # the id in its kind
+    term: str  # the term as written in the knowledge base
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    kind: str
+    ref: str
+    term: str
+    matched: str  # the matched span of the normalised text
+    start: int
+    end: int
+    negated: bool
+
+
+class Matcher:
+    """Finds every knowledge-base term in a text."""
+
+    def __init__(self, entries: Iterable[Entry]) -> None:
+        table: dict[str, list[Entry]] = {}
+        for entry in entries:
+            norm = normalise(entry.term)
+            if not norm:
+                continue
+            key = norm if has_cjk(norm) else " " + norm
+            table.setdefault(key, []).append(entry)
+        self._automaton = ahocorasick.Automaton()
+        for key, found in table.items():
+            # Stored per key: where the match starts relative to its end, the negation role of
+            # the key, and the entries it stands for (negation cues are not reported as hits).
+            offset = len(key) - 1 - (1 if key.startswith(" ") else 0)
+            role = 0
+            if any(e.kind == "cue" and e.ref == NEGATION for e in found):
+                role = 1
+            elif any(e.kind == "cue" and e.ref == POST_NEGATION for e in found):
+                role = 2
+            reported = tuple(
+                e for e in found if not (e.kind == "cue" and e.ref in (NEGATION, POST_NEGATION))
+            )
+            self._automaton.add_word(key, (offset, role, reported))
+        self.size = len(table)
+        if table:
+            self._automaton.make_automaton()
+
+    def find(self, text: str) -> list[Hit]:
+        """Every term in ``text`` with its span in the normalised text and its negation."""
+        if not text or self.size == 0:
+            return []
+        norm = " " + normalise(text) + " "
+        spans: list[tuple[int, int, tuple[Entry, ...]]] = []
+        negations: list[tuple[int, int]] = []
+        post_negations: list[tuple[int, int]] = []
+        for end, (offset, role, reported) in self._automaton.iter(norm):
+            start = end - offset
+            if role == 1:
+                negations.append((start, end + 1))
+            elif role == 2:
+                post_negations.append((start, end + 1))
+            if reported:
+                spans.append((start, end + 1, reported))
+        hits = []
+        check = bool(negations or post_negations)
+        for start, stop, reported in spans:
+            negated = check and _negated(norm, start, stop, negations, post_negations)
+            matched = norm[start:stop]
+            for e in reported:
+                hits.append(Hit(e.kind, e.ref, e.term, matched, start - 1, stop - 1, negated))
+        return hits
+
+
+def _negated(
+    norm: str,
+    start: int,
+    stop: int,
+    negations: list[tuple[int, int]],
+    post_negations: list[tuple[int, int]],
+) -> bool:
+    before = any(
+        n_stop <= start and start - n_stop <= NEGATION_WINDOW and CLAUSE not in norm[n_stop:start]
+        for _, n_stop in negations
+    )
+    return before or any(
+        n_start >= stop
+        and n_start - stop <= POST_NEGATION_WINDOW
+        and CLAUSE not in norm[stop:n_start]
+        for n_start, _ in post_negations
+    )
