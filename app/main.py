@@ -14,6 +14,7 @@ from app.api import auth as auth_api
 from app.api import clients as clients_api
 from app.api import health as health_api
 from app.api import knowledge as knowledge_api
+from app.api import screenings as screenings_api
 from app.auth import TokenService
 from app.db import Database, create_database
 from app.kb.loader import KnowledgeBase
@@ -84,7 +85,13 @@ def create_app(
     app.state.metrics = Metrics()
 
     errors.install(app)
-    for router in (health_api.router, auth_api.router, knowledge_api.router, clients_api.router):
+    for router in (
+        health_api.router,
+        auth_api.router,
+        screenings_api.router,
+        knowledge_api.router,
+        clients_api.router,
+    ):
         app.include_router(router)
 
     if settings.cors_origins:

@@ -1,0 +1,168 @@
+"""``/v1/screenings``: screen, read, list and erase."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from app import screenings
+from app.api.deps import ReadSession, WriteSession, require
+from app.api.examples import SCREENING_EXAMPLES
+from app.api.problems import STANDARD_ERRORS
+from app.auth import Principal, Scope
+from app.engine import ScreeningInput, ScreeningResult
+from app.engine.result import Flag
+from app.kb.loader import KnowledgeBase
+
+router = APIRouter(tags=["screenings"], responses=STANDARD_ERRORS)
+Writer = Annotated[Principal, require(Scope.SCREENINGS_WRITE)]
+Reader = Annotated[Principal, require(Scope.SCREENINGS_READ)]
+ScreeningId = Annotated[uuid.UUID, Path(description="The screening's id.")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=8,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Retrying with the same key and body returns the first result instead of "
+        "screening twice; the same key with another body is a 422. Keys are per tenant.",
+    ),
+]
+
+
+class Screening(ScreeningResult):
+    """A screening's result with its identity."""
+
+    id: uuid.UUID | None = Field(description="Null when `store=false`.")
+    created_at: datetime
+
+
+class ScreeningSummary(BaseModel):
+    id: uuid.UUID
+    created_at: datetime
+    flag: Flag
+    score: int
+    issuing_country: str | None
+    knowledge_base_version: str
+
+
+class ScreeningPage(BaseModel):
+    items: list[ScreeningSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+def _json(body: bytes, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        content=body, status_code=status, media_type="application/json", headers=headers
+    )
+
+
+@router.post(
+    "/v1/screenings",
+    response_model=Screening,
+    status_code=201,
+    summary="Screen a person and/or a notice",
+    description=(
+        "Scores the input against the active knowledge base and returns the flag, the fired "
+        "indicators and counter-indicators with their evidence, the challenge grounds, missing "
+        "information, similar documented cases and every cited source. Stored under your "
+        "tenant (201 with Location) unless `store=false` (200, nothing stored). **A screening "
+        "aid, not legal advice.**"
+    ),
+    responses={
+        200: {
+            "description": "Screened without storing (`store=false`), or an "
+            "idempotent replay of an earlier request",
+            "model": Screening,
+        },
+        409: {"description": "A request with the same Idempotency-Key is in progress"},
+    },
+    operation_id="create_screening",
+)
+def create_screening(
+    request: Request,
+    principal: Writer,
+    session: WriteSession,
+    body: Annotated[ScreeningInput, Body(openapi_examples=SCREENING_EXAMPLES)],
+    idempotency_key: IdempotencyKey = None,
+    store: Annotated[bool, Query(description="false: return the result, store nothing.")] = True,
+) -> Any:
+    kb: KnowledgeBase = request.app.state.kb
+    stored, created = screenings.create(
+        session, principal, body, kb, idempotency_key=idempotency_key, store=store
+    )
+    if stored.id is None:
+        return _json(stored.to_json(), 200)
+    headers = {"Location": f"/v1/screenings/{stored.id}"}
+    return _json(stored.to_json(), 201 if created else 200, headers)
+
+
+@router.get(
+    "/v1/screenings/{screening_id}",
+    response_model=Screening,
+    summary="Read a screening",
+    operation_id="read_screening",
+)
+def read_screening(principal: Reader, session: ReadSession, screening_id: ScreeningId) -> Any:
+    return _json(screenings.get(session, principal, screening_id).to_json(), 200)
+
+
+@router.get(
+    "/v1/screenings",
+    response_model=ScreeningPage,
+    summary="List your screenings",
+    description="Newest first, with cursor pagination and filters.",
+    operation_id="list_screenings",
+)
+def list_screenings(
+    principal: Reader,
+    session: ReadSession,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size (1-200).")] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    flag: Flag | None = None,
+    issuing_country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+    created_after: Annotated[datetime | None, Query(description="Inclusive, ISO 8601.")] = None,
+    created_before: Annotated[datetime | None, Query(description="Exclusive, ISO 8601.")] = None,
+) -> ScreeningPage:
+    filters = screenings.ListFilters(
+        flag=flag.value if flag else None,
+        issuing_country=issuing_country,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    rows, nxt = screenings.list_page(session, principal, filters, limit=limit, cursor=cursor)
+    items = [
+        ScreeningSummary(
+            id=r.id,
+            created_at=r.created_at,
+            flag=Flag(r.flag),
+            score=r.score,
+            issuing_country=r.issuing_country,
+            knowledge_base_version=r.kb_version,
+        )
+        for r in rows
+    ]
+    return ScreeningPage(items=items, next_cursor=nxt)
+
+
+@router.delete(
+    "/v1/screenings/{screening_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Erase a screening",
+    description="Deletes the input and the result. An audit entry without personal "
+    "data records that it existed and was erased.",
+    operation_id="erase_screening",
+)
+def erase_screening(
+    principal: Writer, session: WriteSession, screening_id: ScreeningId
+) -> Response:
+    screenings.erase(session, principal, screening_id)
+    return Response(status_code=204)

@@ -1,0 +1,111 @@
+"""What a screening returns. Every field is explained in the OpenAPI document."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+DISCLAIMER = (
+    "This is an automated screening aid built on public sources. It is not legal advice and "
+    "does not establish that a notice is or is not abusive; a qualified lawyer must assess "
+    "the case. Check every cited source before relying on it."
+)
+
+
+class Flag(StrEnum):
+    LOW = "low"
+    ELEVATED = "elevated"
+    HIGH = "high"
+    SEVERE = "severe"
+
+
+class Evidence(BaseModel):
+    field: str = Field(
+        description="The input field, e.g. `notice.charges` or `subject.affiliations[0]`."
+    )
+    matched_text: str = Field(description="The words that matched, in normalised form.")
+    knowledge_base_entry: str = Field(description="The entry they matched, as `kind:id`.")
+
+
+class Indicator(BaseModel):
+    code: str
+    label: str
+    points: int = Field(description="Points before group caps (negative for counter-indicators).")
+    group: str = Field(description="The cap group the points count towards.")
+    explanation: str = Field(description="The rule as published in the knowledge base.")
+    evidence: list[Evidence]
+    patterns: list[str] = Field(
+        description="Documented abuse patterns this indicator signals here."
+    )
+    source_ids: list[str]
+
+
+class ChallengeGround(BaseModel):
+    basis: str
+    title: str
+    explanation: str
+    source_ids: list[str]
+
+
+class MissingInformation(BaseModel):
+    field: str
+    why: str
+
+
+class SimilarCase(BaseModel):
+    id: str
+    name: str
+    country: str
+    year: int
+    outcome: str
+    label: str = Field(description="abusive, legitimate or contested, as the sources document it.")
+    shared: list[str] = Field(description="What this case shares with the screening.")
+    source_ids: list[str]
+
+
+class SourceRef(BaseModel):
+    title: str
+    publisher: str
+    year: int | None
+    url: str
+
+
+class Thresholds(BaseModel):
+    elevated: int
+    high: int
+    severe: int
+
+
+class GroupSubtotal(BaseModel):
+    points: list[int]
+    cap: int
+    subtotal: int
+
+
+class ScoreFormula(BaseModel):
+    expression: str
+    groups: dict[str, GroupSubtotal]
+    raw_total: int
+    score: int
+
+
+class KnowledgeBaseRef(BaseModel):
+    version: str
+    sha256: str
+
+
+class ScreeningResult(BaseModel):
+    score: int = Field(ge=0, le=100)
+    flag: Flag
+    thresholds: Thresholds
+    indicators: list[Indicator]
+    counter_indicators: list[Indicator]
+    challenge_grounds: list[ChallengeGround]
+    missing_information: list[MissingInformation]
+    similar_cases: list[SimilarCase]
+    sources: dict[str, SourceRef]
+    score_formula: ScoreFormula
+    engine_version: str
+    knowledge_base: KnowledgeBaseRef
+    disclaimer: str = DISCLAIMER

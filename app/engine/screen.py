@@ -1,0 +1,292 @@
+"""``screen(request, kb)``: the whole screening, pure and deterministic.
+
+Same input and same knowledge-base release, same result: no clock, no randomness, no I/O.
+Ordering is fixed everywhere (the knowledge base's rule order, sorted ids) so the JSON is
+byte-stable.
+"""
+
+from __future__ import annotations
+
+from app.engine.facts import Facts, gather
+from app.engine.inputs import ScreeningInput
+from app.engine.result import (
+    ChallengeGround,
+    Flag,
+    GroupSubtotal,
+    Indicator,
+    KnowledgeBaseRef,
+    MissingInformation,
+    ScoreFormula,
+    ScreeningResult,
+    SimilarCase,
+    SourceRef,
+    Thresholds,
+)
+from app.engine.rules import RULES, Firing
+from app.kb.loader import KnowledgeBase
+from app.kb.schema import IndicatorKind, IndicatorSpec
+
+ENGINE_VERSION = "1.0.0"
+MAX_SOURCES_PER_ITEM = 6
+MAX_SIMILAR_CASES = 5
+
+
+def _dedupe(ids: list[str], limit: int = MAX_SOURCES_PER_ITEM) -> list[str]:
+    seen: list[str] = []
+    for i in ids:
+        if i not in seen:
+            seen.append(i)
+    return seen[:limit]
+
+
+def _points(spec: IndicatorSpec, firing: Firing) -> int:
+    if spec.points_by_level and firing.level is not None:
+        return spec.points_by_level.get(firing.level, 0)
+    return spec.points
+
+
+def _patterns_for(code: str, facts: Facts, kb: KnowledgeBase) -> list[str]:
+    """Patterns this indicator signals: those documented for the requesting state (all of them
+    when the state has no profile)."""
+    candidates = kb.index.patterns_by_indicator.get(code, ())
+    if not facts.documented_state:
+        return list(candidates)
+    documented = facts.country.patterns
+    return [p for p in candidates if p in documented]
+
+
+def _fire(facts: Facts, kb: KnowledgeBase) -> list[Indicator]:
+    fired: list[Indicator] = []
+    for code, spec in kb.scoring.indicators.items():
+        firing = RULES[code](facts, kb)
+        if firing is None:
+            continue
+        points = _points(spec, firing)
+        if points == 0:
+            continue
+        fired.append(
+            Indicator(
+                code=code,
+                label=spec.label,
+                points=points,
+                group=spec.group,
+                explanation=spec.description,
+                evidence=firing.evidence[:12],
+                patterns=_patterns_for(code, facts, kb),
+                source_ids=_dedupe(firing.source_ids + list(spec.source_ids)),
+            )
+        )
+    return fired
+
+
+def _score(indicators: list[Indicator], kb: KnowledgeBase) -> ScoreFormula:
+    caps = kb.scoring.group_caps
+    groups: dict[str, GroupSubtotal] = {}
+    for group in sorted({i.group for i in indicators}):
+        points = [i.points for i in indicators if i.group == group]
+        cap = caps.get(group, 100)
+        total = sum(points)
+        subtotal = max(-cap, min(cap, total))
+        groups[group] = GroupSubtotal(points=points, cap=cap, subtotal=subtotal)
+    raw = sum(g.subtotal for g in groups.values())
+    score = max(0, min(100, raw))
+    return ScoreFormula(
+        expression="score = clamp(sum over groups of clamp(sum of the group's points, -cap, cap), "
+        "0, 100); flag = severe if score >= severe, high if >= high, elevated if >= elevated, "
+        "else low",
+        groups=groups,
+        raw_total=raw,
+        score=score,
+    )
+
+
+def _flag(score: int, kb: KnowledgeBase) -> Flag:
+    t = kb.scoring.thresholds
+    if score >= t.severe:
+        return Flag.SEVERE
+    if score >= t.high:
+        return Flag.HIGH
+    if score >= t.elevated:
+        return Flag.ELEVATED
+    return Flag.LOW
+
+
+def _grounds(indicators: list[Indicator], kb: KnowledgeBase) -> list[ChallengeGround]:
+    fired = {i.code: i for i in indicators if i.points > 0}
+    grounds = []
+    for spec in kb.scoring.challenge_grounds.values():
+        reasons = [fired[c].label for c in spec.triggers if c in fired]
+        if not reasons and not spec.always:
+            continue
+        because = (" It applies here because: " + "; ".join(reasons) + ".") if reasons else ""
+        grounds.append(
+            ChallengeGround(
+                basis=spec.basis,
+                title=spec.title,
+                explanation=spec.explanation + because,
+                source_ids=list(spec.source_ids),
+            )
+        )
+    return grounds
+
+
+def _missing(facts: Facts, request: ScreeningInput) -> list[MissingInformation]:
+    s, n = facts.subject, facts.notice
+    out: list[MissingInformation] = []
+
+    def need(field: str, why: str) -> None:
+        out.append(MissingInformation(field=field, why=why))
+
+    if n.issuing_country is None:
+        need(
+            "notice.issuing_country",
+            "The requesting state's documented record and torture "
+            "risk cannot be weighed without it.",
+        )
+    if not n.charges and not n.legal_provisions:
+        need(
+            "notice.charges",
+            "The charge decides whether the offence is political, excluded by "
+            "RPD Article 83, or a serious ordinary-law crime.",
+        )
+    elif not n.legal_provisions:
+        need(
+            "notice.legal_provisions",
+            "Provisions documented as used against critics add "
+            "weight and identify the offence precisely.",
+        )
+    if n.type is None or n.type.value == "unknown":
+        need(
+            "notice.type",
+            "A diffusion is circulated without prior review and weighs more "
+            "than a published Red Notice.",
+        )
+    if s.refugee_status is None or s.refugee_status.status.value == "unknown":
+        mention = (
+            " The narrative mentions refugee status or asylum."
+            if "protection_mention" in facts.cues
+            else ""
+        )
+        need(
+            "subject.refugee_status",
+            "Recognised refugees and asylum seekers are protected by "
+            "INTERPOL's refugee policy against the state they fled." + mention,
+        )
+    if not (s.profile_tags or s.occupation or s.political_activity or s.affiliations):
+        need(
+            "subject.profile_tags",
+            "Journalists, rights defenders, opposition figures and "
+            "members of targeted groups are documented targets; say what the person does.",
+        )
+    if n.issued_date is None or s.left_requesting_country_year is None:
+        need(
+            "notice.issued_date",
+            "With the year the person left the requesting state, it "
+            "shows whether the notice followed departure or criticism.",
+        )
+    if n.conviction_in_absentia is None:
+        need(
+            "notice.conviction_in_absentia",
+            "A conviction in absentia raises fair-trial objections.",
+        )
+    if not request.context:
+        need(
+            "context",
+            "Pressure on relatives, earlier refusals or deletions, and the timeline "
+            "are signs the structured fields cannot carry.",
+        )
+    return out
+
+
+# Weights for ranking similar cases by what they share with the screening.
+_SHARE_WEIGHT = {"country": 2, "group": 3, "pattern": 2, "tag": 1}
+_MIN_SHARE = 4
+
+
+def _similar(facts: Facts, indicators: list[Indicator], kb: KnowledgeBase) -> list[SimilarCase]:
+    keys = [f"group:{g}" for g in sorted(facts.groups)]
+    keys += [f"pattern:{p}" for p in sorted({p for i in indicators for p in i.patterns})]
+    keys += [f"tag:{t}" for t in sorted(facts.tags)]
+    if facts.issuing_country:
+        keys.insert(0, f"country:{facts.issuing_country}")
+    shared: dict[str, list[str]] = {}
+    scores: dict[str, int] = {}
+    for key in keys:
+        weight = _SHARE_WEIGHT[key.split(":", 1)[0]]
+        for case_id in kb.index.cases_by_key.get(key, ()):
+            shared.setdefault(case_id, []).append(key.replace("tag:", "profile_tag:", 1))
+            scores[case_id] = scores.get(case_id, 0) + weight
+    ranked = sorted((-score, cid) for cid, score in scores.items() if score >= _MIN_SHARE)
+    out = []
+    for _, cid in ranked[:MAX_SIMILAR_CASES]:
+        c = kb.cases[cid]
+        out.append(
+            SimilarCase(
+                id=c.id,
+                name=c.name,
+                country=c.country,
+                year=c.year,
+                outcome=c.outcome,
+                label=c.label.value,
+                shared=shared[cid],
+                source_ids=list(c.source_ids),
+            )
+        )
+    return out
+
+
+# Source references are the same for every result of a release: build them once per release.
+_REFS: dict[str, dict[str, SourceRef]] = {}
+
+
+def _source_refs(kb: KnowledgeBase) -> dict[str, SourceRef]:
+    refs = _REFS.get(kb.sha256)
+    if refs is None:
+        refs = {
+            sid: SourceRef.model_construct(
+                title=src.title,
+                publisher=src.publisher,
+                year=src.year,
+                url=kb.index.source_urls[sid],
+            )
+            for sid, src in kb.sources.items()
+        }
+        if len(_REFS) > 8:  # a few releases at most live in one process
+            _REFS.clear()
+        _REFS[kb.sha256] = refs
+    return refs
+
+
+def screen(request: ScreeningInput, kb: KnowledgeBase) -> ScreeningResult:
+    """Screen one request against one knowledge-base release."""
+    facts = gather(request, kb)
+    fired = _fire(facts, kb)
+    indicators = [i for i in fired if kb.scoring.indicators[i.code].kind is IndicatorKind.INDICATOR]
+    counters = [
+        i for i in fired if kb.scoring.indicators[i.code].kind is IndicatorKind.COUNTER_INDICATOR
+    ]
+    formula = _score(fired, kb)
+    grounds = _grounds(indicators, kb)
+    similar = _similar(facts, indicators, kb)
+    cited = (
+        [s for i in fired for s in i.source_ids]
+        + [s for g in grounds for s in g.source_ids]
+        + [s for c in similar for s in c.source_ids]
+    )
+    refs = _source_refs(kb)
+    sources = {sid: refs[sid] for sid in sorted(set(cited))}
+    t = kb.scoring.thresholds
+    return ScreeningResult(
+        score=formula.score,
+        flag=_flag(formula.score, kb),
+        thresholds=Thresholds(elevated=t.elevated, high=t.high, severe=t.severe),
+        indicators=indicators,
+        counter_indicators=counters,
+        challenge_grounds=grounds,
+        missing_information=_missing(facts, request),
+        similar_cases=similar,
+        sources=sources,
+        score_formula=formula,
+        engine_version=ENGINE_VERSION,
+        knowledge_base=KnowledgeBaseRef(version=kb.version, sha256=kb.sha256),
+    )

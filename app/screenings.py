@@ -1,0 +1,209 @@
+"""Screening use cases: screen and store, read, list, erase. No web framework here.
+
+The caller's session is the transaction (committed by the request's session dependency); these
+functions only flush. Every query goes through ``app.tenancy``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, or_
+
+from app.auth import Principal
+from app.engine import ScreeningInput, screen
+from app.errors import Conflict, Unprocessable
+from app.kb.loader import KnowledgeBase
+from app.models import AuditEvent, Screening, utcnow
+from app.tenancy import get_owned, owned
+
+
+@dataclass(frozen=True, slots=True)
+class StoredScreening:
+    """A screening's identity and its result as JSON (serialised once, when computed).
+    ``id`` is None when nothing was stored."""
+
+    id: uuid.UUID | None
+    created_at: datetime
+    result_json: str
+
+    def to_json(self) -> bytes:
+        """The API representation: identity first, then the result's fields."""
+        ident = f'"{self.id}"' if self.id is not None else "null"
+        head = f'{{"id":{ident},"created_at":"{self.created_at.isoformat()}",'
+        return (head + self.result_json[1:]).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilters:
+    flag: str | None = None
+    issuing_country: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def request_hash(request: ScreeningInput) -> str:
+    return hashlib.sha256(request.model_dump_json(exclude_none=True).encode()).hexdigest()
+
+
+def audit(
+    session: Session,
+    principal: Principal,
+    action: str,
+    object_id: uuid.UUID | None,
+    outcome: str = "ok",
+    object_type: str = "screening",
+) -> None:
+    session.add(
+        AuditEvent(
+            tenant_id=principal.tenant_id,
+            client_id=principal.client_id,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            outcome=outcome,
+        )
+    )
+
+
+def _stored(row: Screening) -> StoredScreening:
+    return StoredScreening(id=row.id, created_at=row.created_at, result_json=row.result_json)
+
+
+def create(
+    session: Session,
+    principal: Principal,
+    request: ScreeningInput,
+    kb: KnowledgeBase,
+    *,
+    idempotency_key: str | None = None,
+    store: bool = True,
+) -> tuple[StoredScreening, bool]:
+    """Screen and (unless ``store`` is false) store. Returns the screening and whether it is
+    new; a retry with the same Idempotency-Key and body returns the first one."""
+    digest = request_hash(request)
+    if idempotency_key is not None and store:
+        existing = _by_key(session, principal.tenant_id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, digest), False
+    result = screen(request, kb)
+    result_json = result.model_dump_json()
+    if not store:
+        return StoredScreening(id=None, created_at=utcnow(), result_json=result_json), True
+    row = Screening(
+        tenant_id=principal.tenant_id,
+        flag=result.flag.value,
+        score=result.score,
+        issuing_country=request.effective()[1].issuing_country,
+        engine_version=result.engine_version,
+        kb_version=result.knowledge_base.version,
+        kb_sha256=result.knowledge_base.sha256,
+        request_json=request.model_dump_json(exclude_none=True),
+        result_json=result_json,
+        idempotency_key=idempotency_key,
+        request_hash=digest if idempotency_key is not None else None,
+    )
+    try:
+        with session.begin_nested():  # a concurrent twin may win the unique key: lose cleanly
+            session.add(row)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        winner = _by_key(session, principal.tenant_id, idempotency_key)
+        if winner is None:
+            raise Conflict("A request with this Idempotency-Key is in progress; retry.") from None
+        return _replay(winner, digest), False
+    audit(session, principal, "screening.created", row.id)
+    return StoredScreening(id=row.id, created_at=row.created_at, result_json=result_json), True
+
+
+def _by_key(session: Session, tenant_id: uuid.UUID, key: str) -> Screening | None:
+    return session.exec(owned(Screening, tenant_id).where(Screening.idempotency_key == key)).first()
+
+
+def _replay(row: Screening, digest: str) -> StoredScreening:
+    if row.request_hash != digest:
+        raise Unprocessable(
+            "This Idempotency-Key was used with a different request body.",
+            extra={
+                "errors": [
+                    {
+                        "loc": ["header", "Idempotency-Key"],
+                        "msg": "Key reused with a different body",
+                        "type": "idempotency",
+                    }
+                ]
+            },
+        )
+    return _stored(row)
+
+
+def get(session: Session, principal: Principal, screening_id: uuid.UUID) -> StoredScreening:
+    return _stored(get_owned(session, Screening, screening_id, principal.tenant_id))
+
+
+def get_request(session: Session, principal: Principal, screening_id: uuid.UUID) -> ScreeningInput:
+    row = get_owned(session, Screening, screening_id, principal.tenant_id)
+    return ScreeningInput.model_validate_json(row.request_json)
+
+
+def encode_cursor(row: Screening) -> str:
+    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode() + b"==").decode()
+        at, _, ident = raw.partition("|")
+        return datetime.fromisoformat(at), uuid.UUID(ident)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise Unprocessable("The cursor is not valid.") from None
+
+
+def list_page(
+    session: Session,
+    principal: Principal,
+    filters: ListFilters,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Screening], str | None]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    query = owned(Screening, principal.tenant_id)
+    if filters.flag:
+        query = query.where(Screening.flag == filters.flag)
+    if filters.issuing_country:
+        query = query.where(Screening.issuing_country == filters.issuing_country)
+    if filters.created_after:
+        query = query.where(col(Screening.created_at) >= filters.created_after)
+    if filters.created_before:
+        query = query.where(col(Screening.created_at) < filters.created_before)
+    if cursor:
+        at, ident = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                col(Screening.created_at) < at,
+                (col(Screening.created_at) == at) & (col(Screening.id) < ident),
+            )
+        )
+    query = query.order_by(col(Screening.created_at).desc(), col(Screening.id).desc()).limit(
+        limit + 1
+    )
+    rows = list(session.exec(query).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (encode_cursor(rows[-1]) if more and rows else None)
+
+
+def erase(session: Session, principal: Principal, screening_id: uuid.UUID) -> None:
+    """Delete input and result; keep an audit tombstone without personal data."""
+    row = get_owned(session, Screening, screening_id, principal.tenant_id)
+    session.delete(row)
+    audit(session, principal, "screening.erased", screening_id)

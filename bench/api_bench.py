@@ -1,0 +1,174 @@
+"""API benchmark: POST /v1/screenings against the bare baseline (bench/bare_app.py), each
+served by one uvicorn process on loopback, loaded by wrk with 32 connections, in alternating
+rounds so machine noise hits both alike.
+
+    .venv/bin/python bench/api_bench.py [--rounds 5] [--seconds 10]
+
+Needs wrk (Debian package `wrk`). Prints requests/s and p99 latency medians and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BODY = {
+    "subject": {
+        "ethnicity": "Uyghur",
+        "occupation": "writer",
+        "nationalities": ["CN"],
+        "profile_tags": ["activist"],
+        "refugee_status": {"status": "recognised", "granted_by": "DE", "year": 2017},
+    },
+    "notice": {
+        "type": "red_notice",
+        "issuing_country": "CN",
+        "issued_date": "2018",
+        "charges": "组织、领导、参加恐怖组织罪 (participating in a terrorist organisation)",
+        "legal_provisions": ["Article 120 of the Criminal Law of the PRC"],
+    },
+    "context": "Relatives were questioned after the client spoke at a public event abroad.",
+}
+
+
+def _wait(url: str) -> None:
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"server at {url} did not start")
+
+
+def _serve(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        *args,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    return subprocess.Popen(cmd, env=env, cwd=ROOT)
+
+
+def _wrk(url: str, script: Path, seconds: int) -> tuple[float, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    assert p99 is not None
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise RuntimeError(f"{non2xx.group(1)} non-2xx responses from {url}")
+    return rps, float(p99.group(1)) * scale
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (apt-get install wrk)")
+
+    tmp = Path(tempfile.mkdtemp(prefix="apibench"))
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp),
+        "DATABASE_URL": f"sqlite:///{tmp}/app.db",
+        "LOG_LEVEL": "WARNING",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "app", "migrate"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    created = subprocess.run(
+        [sys.executable, "-m", "app", "create-client", "--tenant", "bench", "--json"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    creds = json.loads(created)
+    app = _serve(["app.main:create_app", "--factory"], env, 8801)
+    bare = _serve(["bench.bare_app:app"], {**env, "DATABASE_URL": f"sqlite:///{tmp}/bare.db"}, 8802)
+    try:
+        _wait("http://127.0.0.1:8801/healthz")
+        _wait("http://127.0.0.1:8802/docs")
+        form = (
+            f"grant_type=client_credentials&client_id={creds['client_id']}"
+            f"&client_secret={creds['client_secret']}"
+        ).encode()
+        with urllib.request.urlopen("http://127.0.0.1:8801/v1/auth/token", data=form) as r:
+            token = json.loads(r.read())["access_token"]
+        body = json.dumps(BODY, ensure_ascii=False)
+        scripts = {}
+        for name, auth in (
+            ("app", f'wrk.headers["Authorization"] = "Bearer {token}"\n'),
+            ("bare", ""),
+        ):
+            script = tmp / f"{name}.lua"
+            script.write_text(
+                'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                + auth
+                + f"wrk.body = {json.dumps(body)}\n",
+                encoding="utf-8",
+            )
+            scripts[name] = script
+        _wrk("http://127.0.0.1:8801/v1/screenings", scripts["app"], 2)  # warm-up
+        _wrk("http://127.0.0.1:8802/bare", scripts["bare"], 2)
+        results: dict[str, list[tuple[float, float]]] = {"app": [], "bare": []}
+        for _ in range(args.rounds):
+            results["bare"].append(
+                _wrk("http://127.0.0.1:8802/bare", scripts["bare"], args.seconds)
+            )
+            results["app"].append(
+                _wrk("http://127.0.0.1:8801/v1/screenings", scripts["app"], args.seconds)
+            )
+    finally:
+        for proc in (app, bare):
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+    summary = {}
+    for name, rows in results.items():
+        summary[name] = {
+            "rps_rounds": [round(r, 1) for r, _ in rows],
+            "rps_median": round(statistics.median(r for r, _ in rows), 1),
+            "p99_ms_median": round(statistics.median(p for _, p in rows), 2),
+        }
+    summary["ratio_app_to_bare"] = round(
+        summary["app"]["rps_median"] / summary["bare"]["rps_median"], 3
+    )  # type: ignore[index]
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
