@@ -13,8 +13,8 @@ import yaml
 from app.kb.loader import DATA_DIR, DEFAULT_COUNTRY, KnowledgeBase, KnowledgeBaseError, load
 
 # Changing any data file changes the hash: bump release.yaml's version and update both here.
-PINNED_VERSION = "1.0.0"
-PINNED_SHA256 = "1f37852c3e5c47e4f88c2d5ff1ac191f818990b53c1602d5f3cd58698b2682a4"
+PINNED_VERSION = "1.1.0"
+PINNED_SHA256 = "6af13ec854b5a3771fc9b2d46d966a1c11a62a3295f37b9e2af5dfc58ef231d7"
 
 REQUIRED_COUNTRIES = {
     "CN",

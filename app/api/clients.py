@@ -48,7 +48,7 @@ def _public(c: Client) -> ClientPublic:
 
 
 @router.get("/v1/clients", response_model=ClientList, summary="List your tenant's API clients")
-def list_clients(principal: Admin, session: ReadSession) -> ClientList:
+async def list_clients(principal: Admin, session: ReadSession) -> ClientList:
     rows = session.exec(owned(Client, principal.tenant_id).order_by(col(Client.created_at))).all()
     return ClientList(items=[_public(c) for c in rows])
 
@@ -56,7 +56,7 @@ def list_clients(principal: Admin, session: ReadSession) -> ClientList:
 @router.get(
     "/v1/clients/{id}", response_model=ClientPublic, summary="Read one of your tenant's API clients"
 )
-def read_client(
+async def read_client(
     principal: Admin,
     session: ReadSession,
     id: Annotated[uuid.UUID, Path(description="The client's id (not its client_id).")],

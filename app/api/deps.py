@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
@@ -39,12 +39,18 @@ def database(request: Request) -> Database:
     return db
 
 
-def _write_session(request: Request) -> Iterator[Session]:
+# The session dependencies and the handlers that use them are `async def` and call the
+# database synchronously on the event loop: each call is short, no request pays a threadpool
+# hop, and on SQLite the writers of one process take turns on the loop instead of contending
+# for the file lock (whose busy handler sleeps for milliseconds). A handler must not await
+# between its first statement and the commit. Replicas and workers add parallelism; slow CPU
+# work (Argon2 in the token endpoint) stays in the threadpool.
+async def _write_session(request: Request) -> AsyncIterator[Session]:
     with database(request).session(write=True) as session:
         yield session
 
 
-def _read_session(request: Request) -> Iterator[Session]:
+async def _read_session(request: Request) -> AsyncIterator[Session]:
     with database(request).session(write=False) as session:
         yield session
 
@@ -55,7 +61,7 @@ WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
 ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
 
 
-def _principal(
+async def _principal(
     request: Request,
     security_scopes: SecurityScopes,
     authorization: Annotated[str | None, Depends(oauth2)],

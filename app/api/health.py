@@ -26,7 +26,7 @@ class Ready(BaseModel):
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
-def healthz() -> Health:
+async def healthz() -> Health:
     return Health(status="ok")
 
 

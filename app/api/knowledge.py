@@ -101,7 +101,7 @@ def _page(items: Sequence[T], key: Callable[[T], str], cursor: str | None, limit
     summary="The active release: version, hash, counts",
     responses=NOT_MODIFIED,
 )
-def knowledge_info(request: Request, response: Response, _: Reader) -> Any:
+async def knowledge_info(request: Request, response: Response, _: Reader) -> Any:
     kb = _kb(request)
     if (hit := _conditional(request, response, kb)) is not None:
         return hit
@@ -117,7 +117,7 @@ def knowledge_info(request: Request, response: Response, _: Reader) -> Any:
 @router.get(
     P + "/sources", response_model=Page[Source], summary="List sources", responses=NOT_MODIFIED
 )
-def list_sources(
+async def list_sources(
     request: Request, response: Response, _: Reader, limit: Limit = 50, cursor: Cursor = None
 ) -> Any:
     kb = _kb(request)
@@ -132,7 +132,7 @@ def list_sources(
     summary="Read one source",
     responses=NOT_MODIFIED,
 )
-def read_source(
+async def read_source(
     request: Request,
     response: Response,
     _: Reader,
@@ -150,7 +150,7 @@ def read_source(
     summary="List country profiles (ZZ is the default profile)",
     responses=NOT_MODIFIED,
 )
-def list_countries(
+async def list_countries(
     request: Request, response: Response, _: Reader, limit: Limit = 50, cursor: Cursor = None
 ) -> Any:
     kb = _kb(request)
@@ -165,7 +165,7 @@ def list_countries(
     responses=NOT_MODIFIED,
     summary="Read a country profile; an undocumented state answers with the default profile",
 )
-def read_country(
+async def read_country(
     request: Request,
     response: Response,
     _: Reader,
@@ -183,7 +183,7 @@ def read_country(
     summary="List abuse patterns",
     responses=NOT_MODIFIED,
 )
-def list_patterns(
+async def list_patterns(
     request: Request, response: Response, _: Reader, limit: Limit = 50, cursor: Cursor = None
 ) -> Any:
     kb = _kb(request)
@@ -198,7 +198,7 @@ def list_patterns(
     summary="Read one abuse pattern",
     responses=NOT_MODIFIED,
 )
-def read_pattern(
+async def read_pattern(
     request: Request,
     response: Response,
     _: Reader,
@@ -216,7 +216,7 @@ def read_pattern(
     responses=NOT_MODIFIED,
     summary="List legal provisions documented as used against critics or minorities",
 )
-def list_provisions(
+async def list_provisions(
     request: Request,
     response: Response,
     _: Reader,
@@ -241,7 +241,7 @@ def list_provisions(
     responses=NOT_MODIFIED,
     summary="Read one legal provision",
 )
-def read_provision(
+async def read_provision(
     request: Request,
     response: Response,
     _: Reader,
@@ -259,7 +259,7 @@ def read_provision(
     responses=NOT_MODIFIED,
     summary="List documented public cases",
 )
-def list_cases(
+async def list_cases(
     request: Request,
     response: Response,
     _: Reader,
@@ -286,7 +286,7 @@ def list_cases(
     responses=NOT_MODIFIED,
     summary="Read one documented case",
 )
-def read_case(
+async def read_case(
     request: Request, response: Response, _: Reader, case_id: Annotated[str, Path(max_length=100)]
 ) -> Any:
     kb = _kb(request)

@@ -86,7 +86,7 @@ def _json(body: bytes, status: int, headers: dict[str, str] | None = None) -> Re
     },
     operation_id="create_screening",
 )
-def create_screening(
+async def create_screening(
     request: Request,
     principal: Writer,
     session: WriteSession,
@@ -110,7 +110,7 @@ def create_screening(
     summary="Read a screening",
     operation_id="read_screening",
 )
-def read_screening(principal: Reader, session: ReadSession, screening_id: ScreeningId) -> Any:
+async def read_screening(principal: Reader, session: ReadSession, screening_id: ScreeningId) -> Any:
     return _json(screenings.get(session, principal, screening_id).to_json(), 200)
 
 
@@ -121,7 +121,7 @@ def read_screening(principal: Reader, session: ReadSession, screening_id: Screen
     description="Newest first, with cursor pagination and filters.",
     operation_id="list_screenings",
 )
-def list_screenings(
+async def list_screenings(
     principal: Reader,
     session: ReadSession,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size (1-200).")] = 50,
@@ -161,7 +161,7 @@ def list_screenings(
     "data records that it existed and was erased.",
     operation_id="erase_screening",
 )
-def erase_screening(
+async def erase_screening(
     principal: Writer, session: WriteSession, screening_id: ScreeningId
 ) -> Response:
     screenings.erase(session, principal, screening_id)
