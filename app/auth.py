@@ -26,6 +26,7 @@ ALG = "RS256"
 TYP = "at+jwt"
 LEEWAY_S = 30
 MAX_TOKEN_LEN = 4096
+CACHE_SIZE = 4096  # verified tokens remembered until they expire
 KID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.-]{3,64}")
 
@@ -134,6 +135,7 @@ class TokenService:
         self.issuer = issuer
         self.audience = audience
         self.ttl = ttl_seconds
+        self._cache: dict[str, tuple[Principal, int]] = {}
 
     def issue(self, *, client_id: str, tenant_id: uuid.UUID, scopes: frozenset[str]) -> str:
         now = int(time.time())
@@ -152,14 +154,23 @@ class TokenService:
         return jwt.encode(claims, self._signing_key.to_dict(), algorithm=ALG, headers=headers)
 
     def verify(self, token: Any) -> Principal:
+        # A token that verified once verifies again until it expires: remember it, so a client
+        # that reuses its token (the normal case) pays the RSA check once per token.
+        cached = self._cache.get(token) if isinstance(token, str) else None
+        if cached is not None and cached[1] > time.time():
+            return cached[0]
         try:
-            return self._verify(token)
+            principal, expires = self._verify(token)
         except InvalidToken:
             raise
         except Exception:  # JWTError, JWKError (not a JWTError), TypeError, OverflowError, ...
             raise InvalidToken("invalid") from None
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[token] = (principal, expires)
+        return principal
 
-    def _verify(self, token: Any) -> Principal:
+    def _verify(self, token: Any) -> tuple[Principal, int]:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LEN or token.count(".") != 2:
             raise InvalidToken("shape")  # also every five-part JWE
         header = jwt.get_unverified_header(token)
@@ -205,4 +216,5 @@ class TokenService:
         scopes = frozenset(scope.split())
         if not scopes <= set(ALL_SCOPES):
             raise InvalidToken("scope")
-        return Principal(client_id=sub, tenant_id=uuid.UUID(tenant), scopes=scopes, jti=jti)
+        principal = Principal(client_id=sub, tenant_id=uuid.UUID(tenant), scopes=scopes, jti=jti)
+        return principal, claims["exp"] + LEEWAY_S
