@@ -13,8 +13,8 @@ import yaml
 from app.kb.loader import DATA_DIR, DEFAULT_COUNTRY, KnowledgeBase, KnowledgeBaseError, load
 
 # Changing any data file changes the hash: bump release.yaml's version and update both here.
-PINNED_VERSION = "1.1.0"
-PINNED_SHA256 = "6af13ec854b5a3771fc9b2d46d966a1c11a62a3295f37b9e2af5dfc58ef231d7"
+PINNED_VERSION = "1.2.0"
+PINNED_SHA256 = "1e9839794aa6934e207363c0c380b311a8eb1de8198fc40f2e85710053911f09"
 
 REQUIRED_COUNTRIES = {
     "CN",

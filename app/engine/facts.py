@@ -96,10 +96,42 @@ def gather(request: ScreeningInput, kb: KnowledgeBase) -> Facts:
         )
     for label, key, text in _texts(subject, notice, request.context):
         allowed = _KINDS_BY_FIELD[key]
-        for hit in kb.matcher.find(text):
-            if hit.kind in allowed and not hit.negated:
-                _record(facts, kb, label, hit)
+        hits = [h for h in kb.matcher.find(text) if h.kind in allowed and not h.negated]
+        for hit in hits:
+            _record(facts, kb, label, hit)
+        if key in ("context", "subject.political_activity"):
+            _pairs(facts, label, hits)
     return facts
+
+
+# Cue pairs that make one fact together when they stand in the same clause, close together:
+# "relatives in Xinjiang were detained" is a relative plus a coercive act.
+PAIRED_CUES = {"family_pressure": ("family_member", "coercion")}
+PAIR_WINDOW = 60
+
+
+def _pairs(facts: Facts, label: str, hits: list[Hit]) -> None:
+    for fact, (first, second) in PAIRED_CUES.items():
+        lefts = [h for h in hits if h.kind == "cue" and h.ref == first]
+        rights = [h for h in hits if h.kind == "cue" and h.ref == second]
+        for a in lefts:
+            for b in rights:
+                lo, hi = (a, b) if a.start <= b.start else (b, a)
+                if hi.start - lo.end <= PAIR_WINDOW and not _clause_between(lo, hi):
+                    _add(
+                        facts.cues,
+                        fact,
+                        Evidence(
+                            field=label,
+                            matched_text=f"{a.matched} … {b.matched}",
+                            knowledge_base_entry=f"cue:{first}+{second}",
+                        ),
+                    )
+                    break
+
+
+def _clause_between(a: Hit, b: Hit) -> bool:
+    return b.clause != a.clause
 
 
 def _record(facts: Facts, kb: KnowledgeBase, label: str, hit: Hit) -> None:

@@ -10,6 +10,7 @@ match anywhere. Each hit knows whether a negation cue governs it ("not a member 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ class Hit:
     start: int
     end: int
     negated: bool
+    clause: int  # index of the clause (text between clause punctuation) the hit stands in
 
 
 class Matcher:
@@ -88,11 +90,15 @@ class Matcher:
                 spans.append((start, end + 1, reported))
         hits = []
         check = bool(negations or post_negations)
+        clauses = [i for i, ch in enumerate(norm) if ch == CLAUSE] if CLAUSE in norm else []
         for start, stop, reported in spans:
             negated = check and _negated(norm, start, stop, negations, post_negations)
             matched = norm[start:stop]
+            clause = bisect.bisect(clauses, start) if clauses else 0
             for e in reported:
-                hits.append(Hit(e.kind, e.ref, e.term, matched, start - 1, stop - 1, negated))
+                hits.append(
+                    Hit(e.kind, e.ref, e.term, matched, start - 1, stop - 1, negated, clause)
+                )
         return hits
 
 
