@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from app.engine.inputs import Notice, NoticeType, ScreeningInput, Subject
-from app.engine.result import Evidence
 from app.kb.compiled import Hit
 from app.kb.loader import DEFAULT_COUNTRY, KnowledgeBase
 from app.kb.schema import Country
@@ -26,6 +26,15 @@ _KINDS_BY_FIELD: dict[str, frozenset[str]] = {
     "notice.legal_provisions": frozenset({"category", "provision"}),
     "context": frozenset({"group", "cue"}),
 }
+
+
+class Evidence(NamedTuple):
+    """Evidence while the rules run: a plain tuple, turned into the API's model only for the
+    indicators that fire (most matches never reach a result)."""
+
+    field: str
+    matched_text: str
+    knowledge_base_entry: str
 
 
 @dataclass(slots=True)
@@ -96,7 +105,7 @@ def gather(request: ScreeningInput, kb: KnowledgeBase) -> Facts:
         )
     for label, key, text in _texts(subject, notice, request.context):
         allowed = _KINDS_BY_FIELD[key]
-        hits = [h for h in kb.matcher.find(text) if h.kind in allowed and not h.negated]
+        hits = [h for h in kb.matcher.find(text, allowed) if not h.negated]
         for hit in hits:
             _record(facts, kb, label, hit)
         if key in ("context", "subject.political_activity"):

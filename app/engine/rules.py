@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.engine.facts import Facts
+from app.engine.facts import Evidence, Facts
 from app.engine.inputs import RefugeeStatusValue
-from app.engine.result import Evidence
 from app.kb.loader import KnowledgeBase
 from app.kb.schema import Level
 

@@ -7,10 +7,13 @@ byte-stable.
 
 from __future__ import annotations
 
+import functools
+
 from app.engine.facts import Facts, gather
 from app.engine.inputs import ScreeningInput
 from app.engine.result import (
     ChallengeGround,
+    Evidence,
     Flag,
     GroupSubtotal,
     Indicator,
@@ -71,7 +74,14 @@ def _fire(facts: Facts, kb: KnowledgeBase) -> list[Indicator]:
                 points=points,
                 group=spec.group,
                 explanation=spec.description,
-                evidence=firing.evidence[:12],
+                evidence=[
+                    Evidence(
+                        field=e.field,
+                        matched_text=e.matched_text,
+                        knowledge_base_entry=e.knowledge_base_entry,
+                    )
+                    for e in firing.evidence[:12]
+                ],
                 patterns=_patterns_for(code, facts, kb),
                 source_ids=_dedupe(firing.source_ids + list(spec.source_ids)),
             )
@@ -118,16 +128,36 @@ def _grounds(indicators: list[Indicator], kb: KnowledgeBase) -> list[ChallengeGr
         reasons = [fired[c].label for c in spec.triggers if c in fired]
         if not reasons and not spec.always:
             continue
-        because = (" It applies here because: " + "; ".join(reasons) + ".") if reasons else ""
-        grounds.append(
-            ChallengeGround(
-                basis=spec.basis,
-                title=spec.title,
-                explanation=spec.explanation + because,
-                source_ids=list(spec.source_ids),
-            )
-        )
+        grounds.append(_ground(kb.sha256, spec.basis, tuple(reasons), kb))
     return grounds
+
+
+_GROUNDS: dict[tuple[str, str, tuple[str, ...]], ChallengeGround] = {}
+
+
+def _ground(sha: str, basis: str, reasons: tuple[str, ...], kb: KnowledgeBase) -> ChallengeGround:
+    """A challenge ground with its reasons; the same combination is built once and shared."""
+    key = (sha, basis, reasons)
+    ground = _GROUNDS.get(key)
+    if ground is None:
+        spec = kb.scoring.challenge_grounds[basis]
+        because = (" It applies here because: " + "; ".join(reasons) + ".") if reasons else ""
+        ground = ChallengeGround(
+            basis=basis,
+            title=spec.title,
+            explanation=spec.explanation + because,
+            source_ids=list(spec.source_ids),
+        )
+        if len(_GROUNDS) > 4096:  # bounded: combinations are few in practice
+            _GROUNDS.clear()
+        _GROUNDS[key] = ground
+    return ground
+
+
+@functools.cache
+def _missing_item(field: str, why: str) -> MissingInformation:
+    """The few distinct items are built once and shared (results are never mutated)."""
+    return MissingInformation(field=field, why=why)
 
 
 def _missing(facts: Facts, request: ScreeningInput) -> list[MissingInformation]:
@@ -135,7 +165,7 @@ def _missing(facts: Facts, request: ScreeningInput) -> list[MissingInformation]:
     out: list[MissingInformation] = []
 
     def need(field: str, why: str) -> None:
-        out.append(MissingInformation(field=field, why=why))
+        out.append(_missing_item(field, why))
 
     if n.issuing_country is None:
         need(
@@ -204,22 +234,25 @@ _MIN_SHARE = 4
 
 
 def _similar(facts: Facts, indicators: list[Indicator], kb: KnowledgeBase) -> list[SimilarCase]:
-    keys = [f"group:{g}" for g in sorted(facts.groups)]
-    keys += [f"pattern:{p}" for p in sorted({p for i in indicators for p in i.patterns})]
-    keys += [f"tag:{t}" for t in sorted(facts.tags)]
+    keys: list[tuple[str, int]] = []
     if facts.issuing_country:
-        keys.insert(0, f"country:{facts.issuing_country}")
-    shared: dict[str, list[str]] = {}
+        keys.append((f"country:{facts.issuing_country}", _SHARE_WEIGHT["country"]))
+    keys += [(f"group:{g}", _SHARE_WEIGHT["group"]) for g in sorted(facts.groups)]
+    patterns = sorted({p for i in indicators for p in i.patterns})
+    keys += [(f"pattern:{p}", _SHARE_WEIGHT["pattern"]) for p in patterns]
+    keys += [(f"tag:{t}", _SHARE_WEIGHT["tag"]) for t in sorted(facts.tags)]
+    index = kb.index.cases_by_key
     scores: dict[str, int] = {}
-    for key in keys:
-        weight = _SHARE_WEIGHT[key.split(":", 1)[0]]
-        for case_id in kb.index.cases_by_key.get(key, ()):
-            shared.setdefault(case_id, []).append(key.replace("tag:", "profile_tag:", 1))
+    for key, weight in keys:
+        for case_id in index.get(key, ()):
             scores[case_id] = scores.get(case_id, 0) + weight
     ranked = sorted((-score, cid) for cid, score in scores.items() if score >= _MIN_SHARE)
     out = []
     for _, cid in ranked[:MAX_SIMILAR_CASES]:
         c = kb.cases[cid]
+        shared = [
+            key.replace("tag:", "profile_tag:", 1) for key, _ in keys if cid in index.get(key, ())
+        ]
         out.append(
             SimilarCase(
                 id=c.id,
@@ -228,7 +261,7 @@ def _similar(facts: Facts, indicators: list[Indicator], kb: KnowledgeBase) -> li
                 year=c.year,
                 outcome=c.outcome,
                 label=c.label.value,
-                shared=shared[cid],
+                shared=shared,
                 source_ids=list(c.source_ids),
             )
         )

@@ -72,8 +72,9 @@ class Matcher:
         if table:
             self._automaton.make_automaton()
 
-    def find(self, text: str) -> list[Hit]:
-        """Every term in ``text`` with its span in the normalised text and its negation."""
+    def find(self, text: str, kinds: frozenset[str] | None = None) -> list[Hit]:
+        """Every term in ``text`` (of the given kinds, or all) with its span in the
+        normalised text and whether a negation governs it."""
         if not text or self.size == 0:
             return []
         norm = " " + normalise(text) + " "
@@ -86,11 +87,17 @@ class Matcher:
                 negations.append((start, end + 1))
             elif role == 2:
                 post_negations.append((start, end + 1))
+            if kinds is not None:
+                reported = tuple(e for e in reported if e.kind in kinds)
             if reported:
                 spans.append((start, end + 1, reported))
         hits = []
         check = bool(negations or post_negations)
-        clauses = [i for i, ch in enumerate(norm) if ch == CLAUSE] if CLAUSE in norm else []
+        clauses = []
+        at = norm.find(CLAUSE)
+        while at != -1:
+            clauses.append(at)
+            at = norm.find(CLAUSE, at + 1)
         for start, stop, reported in spans:
             negated = check and _negated(norm, start, stop, negations, post_negations)
             matched = norm[start:stop]
