@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 
 def _migrations_dir() -> Path:
@@ -30,7 +30,15 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    _ensure_sqlite_folder(url)
     command.upgrade(alembic_config(url), revision)
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    """A fresh checkout has no data folder yet; SQLite will not create it."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def downgrade(url: str, revision: str = "base") -> None:
