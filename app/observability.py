@@ -38,6 +38,8 @@ _LOG_FIELDS = (
     "count",
 )
 
+_FORMATTED_LOGGERS = ("app", "alembic", "uvicorn.error")
+
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -62,7 +64,11 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage() if record.name.startswith("app") else record.msg,
+            # Our messages are constant strings with data in allow-listed fields; libraries we
+            # trust to log no request data are formatted, others show only their template.
+            "msg": record.getMessage()
+            if record.name.startswith(_FORMATTED_LOGGERS)
+            else str(record.msg)[:300],
         }
         for field in _LOG_FIELDS:
             value = getattr(record, field, None)
