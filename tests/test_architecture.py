@@ -7,33 +7,24 @@ from pathlib import Path
 
 APP = Path(__file__).resolve().parent.parent / "app"
 
+# The pure core imports no edge: no web framework, ORM, HTTP client, settings or storage.
+EDGES = (
+    "app.api",
+    "app.main",
+    "app.db",
+    "app.models",
+    "app.settings",
+    "fastapi",
+    "starlette",
+    "sqlmodel",
+    "sqlalchemy",
+    "httpx",
+)
+
 # module prefix -> prefixes it must never import
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "app.kb": (
-        "app.engine",
-        "app.api",
-        "app.main",
-        "app.db",
-        "app.models",
-        "app.settings",
-        "fastapi",
-        "starlette",
-        "sqlmodel",
-        "sqlalchemy",
-        "httpx",
-    ),
-    "app.engine": (
-        "app.api",
-        "app.main",
-        "app.db",
-        "app.models",
-        "app.settings",
-        "fastapi",
-        "starlette",
-        "sqlmodel",
-        "sqlalchemy",
-        "httpx",
-    ),
+    "app.kb": ("app.engine", *EDGES),
+    "app.engine": EDGES,
     "app.screenings": ("app.api", "app.main", "fastapi", "starlette"),
     "app.tenancy": ("app.api", "app.main", "fastapi"),
     "app.auth": ("app.api", "app.main", "fastapi", "sqlmodel", "sqlalchemy"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -95,6 +95,25 @@ def _page(items: Sequence[T], key: Callable[[T], str], cursor: str | None, limit
     return Page[T](items=chunk, next_cursor=nxt)
 
 
+def _listing(
+    request: Request,
+    response: Response,
+    items: Sequence[T],
+    key: Callable[[T], str],
+    cursor: str | None,
+    limit: int,
+) -> Any:
+    kb = _kb(request)
+    return _conditional(request, response, kb) or _page(items, key, cursor, limit)
+
+
+def _one(request: Request, response: Response, table: Mapping[str, T], key: str) -> Any:
+    kb = _kb(request)
+    if key not in table:
+        raise NotFound()
+    return _conditional(request, response, kb) or table[key]
+
+
 @router.get(
     P,
     response_model=KnowledgeInfo,
@@ -121,9 +140,7 @@ async def list_sources(
     request: Request, response: Response, _: Reader, limit: Limit = 50, cursor: Cursor = None
 ) -> Any:
     kb = _kb(request)
-    if (hit := _conditional(request, response, kb)) is not None:
-        return hit
-    return _page(list(kb.sources.values()), lambda s: s.id, cursor, limit)
+    return _listing(request, response, list(kb.sources.values()), lambda s: s.id, cursor, limit)
 
 
 @router.get(
@@ -138,10 +155,7 @@ async def read_source(
     _: Reader,
     source_id: Annotated[str, Path(max_length=100, examples=["interpol-refugee-policy-2015"])],
 ) -> Any:
-    kb = _kb(request)
-    if source_id not in kb.sources:
-        raise NotFound()
-    return _conditional(request, response, kb) or kb.sources[source_id]
+    return _one(request, response, _kb(request).sources, source_id)
 
 
 @router.get(
@@ -154,9 +168,7 @@ async def list_countries(
     request: Request, response: Response, _: Reader, limit: Limit = 50, cursor: Cursor = None
 ) -> Any:
     kb = _kb(request)
-    if (hit := _conditional(request, response, kb)) is not None:
-        return hit
-    return _page(list(kb.countries.values()), lambda c: c.iso2, cursor, limit)
+    return _listing(request, response, list(kb.countries.values()), lambda c: c.iso2, cursor, limit)
 
 
 @router.get(
@@ -187,9 +199,7 @@ async def list_patterns(
     request: Request, response: Response, _: Reader, limit: Limit = 50, cursor: Cursor = None
 ) -> Any:
     kb = _kb(request)
-    if (hit := _conditional(request, response, kb)) is not None:
-        return hit
-    return _page(list(kb.patterns.values()), lambda p: p.code, cursor, limit)
+    return _listing(request, response, list(kb.patterns.values()), lambda p: p.code, cursor, limit)
 
 
 @router.get(
@@ -204,10 +214,7 @@ async def read_pattern(
     _: Reader,
     code: Annotated[str, Path(max_length=100, examples=["notice_against_recognised_refugee"])],
 ) -> Any:
-    kb = _kb(request)
-    if code not in kb.patterns:
-        raise NotFound()
-    return _conditional(request, response, kb) or kb.patterns[code]
+    return _one(request, response, _kb(request).patterns, code)
 
 
 @router.get(
@@ -225,14 +232,12 @@ async def list_provisions(
     jurisdiction: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$", examples=["RU"])] = None,
 ) -> Any:
     kb = _kb(request)
-    if (hit := _conditional(request, response, kb)) is not None:
-        return hit
     items = [
         p
         for p in kb.provisions.values()
         if jurisdiction is None or p.jurisdiction == jurisdiction.upper()
     ]
-    return _page(items, lambda p: p.id, cursor, limit)
+    return _listing(request, response, items, lambda p: p.id, cursor, limit)
 
 
 @router.get(
@@ -247,10 +252,7 @@ async def read_provision(
     _: Reader,
     provision_id: Annotated[str, Path(max_length=100)],
 ) -> Any:
-    kb = _kb(request)
-    if provision_id not in kb.provisions:
-        raise NotFound()
-    return _conditional(request, response, kb) or kb.provisions[provision_id]
+    return _one(request, response, _kb(request).provisions, provision_id)
 
 
 @router.get(
@@ -269,15 +271,13 @@ async def list_cases(
     pattern: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Any:
     kb = _kb(request)
-    if (hit := _conditional(request, response, kb)) is not None:
-        return hit
     items = [
         c
         for c in kb.cases.values()
         if (country is None or c.country == country.upper())
         and (pattern is None or pattern in c.patterns)
     ]
-    return _page(items, lambda c: c.id, cursor, limit)
+    return _listing(request, response, items, lambda c: c.id, cursor, limit)
 
 
 @router.get(
@@ -289,7 +289,4 @@ async def list_cases(
 async def read_case(
     request: Request, response: Response, _: Reader, case_id: Annotated[str, Path(max_length=100)]
 ) -> Any:
-    kb = _kb(request)
-    if case_id not in kb.cases:
-        raise NotFound()
-    return _conditional(request, response, kb) or kb.cases[case_id]
+    return _one(request, response, _kb(request).cases, case_id)

@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from app.engine.inputs import Notice, NoticeType, ScreeningInput, Subject
+from app.engine.inputs import Notice, ScreeningInput, Subject
 from app.kb.compiled import Hit
 from app.kb.loader import DEFAULT_COUNTRY, KnowledgeBase
-from app.kb.schema import Country
+from app.kb.schema import Country, NoticeType
 
 # Which kinds of knowledge-base entry count in which input field. A charge may name a group
 # ("FETÖ membership"); a narrative may name a profession, a group or a cue, but an offence word

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from app.kb.schema import NoticeType
+
 Iso2 = Annotated[
     str,
     BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
@@ -78,14 +80,6 @@ class RefugeeStatusValue(StrEnum):
     ASYLUM_PENDING = "asylum_pending"
     ASYLUM_REJECTED = "asylum_rejected"
     NONE = "none"
-    UNKNOWN = "unknown"
-
-
-class NoticeType(StrEnum):
-    RED_NOTICE = "red_notice"
-    DIFFUSION = "diffusion"
-    BLUE_NOTICE = "blue_notice"
-    OTHER = "other"
     UNKNOWN = "unknown"
 
 

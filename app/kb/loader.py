@@ -133,6 +133,10 @@ def _files(root: Path, name: str) -> list[Path]:
     return found
 
 
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
 def _records(root: Path, name: str, model: type[M], key: str) -> dict[str, M]:
     out: dict[str, M] = {}
     for path in _files(root, name):
@@ -148,10 +152,7 @@ def _records(root: Path, name: str, model: type[M], key: str) -> dict[str, M]:
             try:
                 record = model.model_validate(item)
             except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-                )
-                raise KnowledgeBaseError(f"{where}: {problems}") from None
+                raise KnowledgeBaseError(f"{where}: {_problems(exc)}") from None
             ident = getattr(record, key)
             if ident in out:
                 raise KnowledgeBaseError(f"{where}: duplicate {key} {ident!r}")
@@ -184,14 +185,11 @@ def load(root: Path = DATA_DIR) -> KnowledgeBase:
     try:
         release = Release.model_validate(release_raw)
     except ValidationError as exc:
-        raise KnowledgeBaseError(f"release.yaml: {exc.errors()[0]['msg']}") from None
+        raise KnowledgeBaseError(f"release.yaml: {_problems(exc)}") from None
     try:
         scoring = Scoring.model_validate(scoring_raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise KnowledgeBaseError(f"scoring.yaml: {problems}") from None
+        raise KnowledgeBaseError(f"scoring.yaml: {_problems(exc)}") from None
 
     groups = _records(root, "vocabularies/groups", Group, "id")
     profile_tags = _records(root, "vocabularies/profile_tags", ProfileTag, "id")
