@@ -158,3 +158,21 @@ async def test_readyz_fails_when_migrations_are_behind(app: Any, client: httpx.A
     r = await client.get("/readyz")
     assert r.status_code == 503
     assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_unhandled_errors_are_a_500_problem_without_details(
+    app: Any, captured_logs: list[str]
+) -> None:
+    def explode() -> None:
+        raise RuntimeError(f"driver said: value {CANARY} violates a constraint")
+
+    app.add_api_route("/v1/explode", explode, methods=["GET"])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        r = await c.get("/v1/explode")
+    assert r.status_code == 500
+    assert r.headers["content-type"] == "application/problem+json"
+    assert CANARY not in r.text
+    assert "RuntimeError" not in r.text
+    assert [line for line in captured_logs if CANARY in line] == []
+    assert any('"error_type": "RuntimeError"' in line for line in captured_logs)
