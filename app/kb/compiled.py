@@ -44,51 +44,72 @@ class Hit:
 
 
 class Matcher:
-    """Finds every knowledge-base term in a text."""
+    """Finds every knowledge-base term in a text.
+
+    One automaton serves all kinds; a field that only reads some kinds (the narrative reads
+    groups and cues, not offence words) gets its own automaton over just those, built on first
+    use, so it never pays for matches it would throw away.
+    """
 
     def __init__(self, entries: Iterable[Entry]) -> None:
-        table: dict[str, list[Entry]] = {}
+        self._table: dict[str, list[Entry]] = {}
         for entry in entries:
             norm = normalise(entry.term)
             if not norm:
                 continue
             key = norm if has_cjk(norm) else " " + norm
-            table.setdefault(key, []).append(entry)
-        self._automaton = ahocorasick.Automaton()
-        for key, found in table.items():
+            self._table.setdefault(key, []).append(entry)
+        self.size = len(self._table)
+        self._automata: dict[frozenset[str] | None, ahocorasick.Automaton | None] = {}
+        self._automaton_for(None)
+
+    def _automaton_for(self, kinds: frozenset[str] | None) -> ahocorasick.Automaton | None:
+        if kinds in self._automata:
+            return self._automata[kinds]
+        automaton = ahocorasick.Automaton()
+        words = 0
+        for key, found in self._table.items():
             # Stored per key: where the match starts relative to its end, the negation role of
             # the key, and the entries it stands for (negation cues are not reported as hits).
-            offset = len(key) - 1 - (1 if key.startswith(" ") else 0)
             role = 0
             if any(e.kind == "cue" and e.ref == NEGATION for e in found):
                 role = 1
             elif any(e.kind == "cue" and e.ref == POST_NEGATION for e in found):
                 role = 2
             reported = tuple(
-                e for e in found if not (e.kind == "cue" and e.ref in (NEGATION, POST_NEGATION))
+                e
+                for e in found
+                if not (e.kind == "cue" and e.ref in (NEGATION, POST_NEGATION))
+                and (kinds is None or e.kind in kinds)
             )
-            self._automaton.add_word(key, (offset, role, reported))
-        self.size = len(table)
-        if table:
-            self._automaton.make_automaton()
+            if role == 0 and not reported:
+                continue
+            offset = len(key) - 1 - (1 if key.startswith(" ") else 0)
+            automaton.add_word(key, (offset, role, reported))
+            words += 1
+        result = None
+        if words:
+            automaton.make_automaton()
+            result = automaton
+        self._automata[kinds] = result  # a racing thread builds the same automaton: harmless
+        return result
 
     def find(self, text: str, kinds: frozenset[str] | None = None) -> list[Hit]:
         """Every term in ``text`` (of the given kinds, or all) with its span in the
         normalised text and whether a negation governs it."""
-        if not text or self.size == 0:
+        automaton = self._automaton_for(kinds)
+        if not text or automaton is None:
             return []
         norm = " " + normalise(text) + " "
         spans: list[tuple[int, int, tuple[Entry, ...]]] = []
         negations: list[tuple[int, int]] = []
         post_negations: list[tuple[int, int]] = []
-        for end, (offset, role, reported) in self._automaton.iter(norm):
+        for end, (offset, role, reported) in automaton.iter(norm):
             start = end - offset
             if role == 1:
                 negations.append((start, end + 1))
             elif role == 2:
                 post_negations.append((start, end + 1))
-            if kinds is not None:
-                reported = tuple(e for e in reported if e.kind in kinds)
             if reported:
                 spans.append((start, end + 1, reported))
         hits = []

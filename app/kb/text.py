@@ -14,13 +14,13 @@ import re
 import unicodedata
 
 CLAUSE = "¦"
-_DECIMAL = re.compile(r"(?<=\d)[.,](?=\d)")  # "282.2" is an article number, not a clause end
 _CLAUSE_PUNCT = re.compile(r"[.,;:!?\n\r。，；：！？،؛؟]+")
+_DECIMAL = re.compile(r"(?<=\d)[.,](?=\d)")  # "282.2" is an article number, not a clause end
+_HAS_DECIMAL = re.compile(r"\d[.,]\d")
 _COMBINING = re.compile(
     r"[\u0300-\u036f\u0483-\u0489\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]"
 )
-_NON_WORD = re.compile(r"[^\w¦]+")
-_SPACES = re.compile(r" {2,}")
+_NON_WORD = re.compile(r"[^\w¦ ]+")  # spaces are collapsed afterwards, faster than here
 _FOLD_MAP = {
     "ı": "i",
     "ё": "е",
@@ -53,10 +53,11 @@ def normalise(text: str) -> str:
     if not folded.isascii():  # ASCII has nothing to decompose, fold or strip
         folded = _FOLD.sub(_fold, unicodedata.normalize("NFKD", folded))
         folded = _COMBINING.sub("", folded)
-    folded = _DECIMAL.sub(" ", folded)
+    if _HAS_DECIMAL.search(folded):
+        folded = _DECIMAL.sub(" ", folded)
     folded = _CLAUSE_PUNCT.sub(f" {CLAUSE} ", folded)
-    folded = _NON_WORD.sub(" ", folded)
-    return _SPACES.sub(" ", folded).strip()
+    # Anything else becomes a space; runs of white space become one space.
+    return " ".join(_NON_WORD.sub(" ", folded.replace("_", " ")).split())
 
 
 def has_cjk(text: str) -> bool:
