@@ -1,7 +1,7 @@
 """Screening use cases: screen and store, read, list, erase. No web framework here.
 
 The caller's session is the transaction (committed by the request's session dependency); these
-functions only flush. Every query goes through ``app.tenancy``.
+functions never commit. Every query goes through ``app.tenancy``.
 """
 
 from __future__ import annotations
@@ -160,11 +160,6 @@ def _replay(row: Screening, digest: str) -> StoredScreening:
 
 def get(session: Session, principal: Principal, screening_id: uuid.UUID) -> StoredScreening:
     return _stored(get_owned(session, Screening, screening_id, principal.tenant_id))
-
-
-def get_request(session: Session, principal: Principal, screening_id: uuid.UUID) -> ScreeningInput:
-    row = get_owned(session, Screening, screening_id, principal.tenant_id)
-    return ScreeningInput.model_validate_json(row.request_json)
 
 
 def encode_cursor(row: Screening) -> str:
