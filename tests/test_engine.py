@@ -60,6 +60,23 @@ GOLDEN: list[tuple[str, dict[str, Any], str | None, str | None]] = [
         None,
     ),
     (
+        "inflected Russian charge",
+        {
+            "notice": {
+                "issuing_country": "TJ",
+                "charges": "Публичные призывы к насильственному изменению конституционного строя",
+            }
+        },
+        "charge_political_offence",
+        None,
+    ),
+    (
+        "unpaid bank loan is a private dispute",
+        {"notice": {"issuing_country": "AE", "charges": "Non-payment of a bank loan"}},
+        "charge_rpd_excluded_category",
+        None,
+    ),
+    (
         "vague extremism",
         {
             "notice": {

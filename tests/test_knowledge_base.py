@@ -13,8 +13,8 @@ import yaml
 from app.kb.loader import DATA_DIR, DEFAULT_COUNTRY, KnowledgeBase, KnowledgeBaseError, load
 
 # Changing any data file changes the hash: bump release.yaml's version and update both here.
-PINNED_VERSION = "1.2.0"
-PINNED_SHA256 = "1e9839794aa6934e207363c0c380b311a8eb1de8198fc40f2e85710053911f09"
+PINNED_VERSION = "1.3.0"
+PINNED_SHA256 = "a244a85d16354f213166dee1029c0e5b901cadbf77d9b4e48462fb5abc0003c0"
 
 REQUIRED_COUNTRIES = {
     "CN",
