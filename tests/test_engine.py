@@ -77,6 +77,12 @@ GOLDEN: list[tuple[str, dict[str, Any], str | None, str | None]] = [
         None,
     ),
     (
+        "running an unregistered NGO is administrative",
+        {"notice": {"issuing_country": "EG", "charges": "Operating an unregistered NGO"}},
+        "charge_rpd_excluded_category",
+        None,
+    ),
+    (
         "vague extremism",
         {
             "notice": {

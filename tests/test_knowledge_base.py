@@ -13,8 +13,8 @@ import yaml
 from app.kb.loader import DATA_DIR, DEFAULT_COUNTRY, KnowledgeBase, KnowledgeBaseError, load
 
 # Changing any data file changes the hash: bump release.yaml's version and update both here.
-PINNED_VERSION = "1.3.0"
-PINNED_SHA256 = "a244a85d16354f213166dee1029c0e5b901cadbf77d9b4e48462fb5abc0003c0"
+PINNED_VERSION = "1.4.0"
+PINNED_SHA256 = "5f985eee30e1ee46ec140827c4f12fa77dfb1fb465ae6aab331dc3c5cfc93fd0"
 
 REQUIRED_COUNTRIES = {
     "CN",
