@@ -30,7 +30,8 @@ IdempotencyKey = Annotated[
         max_length=255,
         pattern=r"^[A-Za-z0-9._:-]+$",
         description="Retrying with the same key and body returns the first result instead of "
-        "screening twice; the same key with another body is a 422. Keys are per tenant.",
+        "screening twice; the same key with another body is a 422. Keys are per tenant and "
+        "ignored with `store=false`.",
     ),
 ]
 
