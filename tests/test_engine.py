@@ -83,6 +83,15 @@ GOLDEN: list[tuple[str, dict[str, Any], str | None, str | None]] = [
         None,
     ),
     (
+        "INTERPOL cancelled an earlier notice",
+        {
+            "notice": {"issuing_country": "TJ", "type": "diffusion"},
+            "context": "INTERPOL cancelled the red notice in 2019; a diffusion followed in 2021.",
+        },
+        "repeat_request_after_deletion",
+        None,
+    ),
+    (
         "vague extremism",
         {
             "notice": {

@@ -13,8 +13,8 @@ import yaml
 from app.kb.loader import DATA_DIR, DEFAULT_COUNTRY, KnowledgeBase, KnowledgeBaseError, load
 
 # Changing any data file changes the hash: bump release.yaml's version and update both here.
-PINNED_VERSION = "1.4.0"
-PINNED_SHA256 = "5f985eee30e1ee46ec140827c4f12fa77dfb1fb465ae6aab331dc3c5cfc93fd0"
+PINNED_VERSION = "1.5.0"
+PINNED_SHA256 = "f7689ef7f0ae070f866d2792c0b8f89bd34259479f66d909a030d07e794ac00d"
 
 REQUIRED_COUNTRIES = {
     "CN",
