@@ -20,6 +20,7 @@ from app.db import Database, create_database
 from app.kb.loader import KnowledgeBase
 from app.kb.loader import load as load_kb
 from app.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
+from app.ratelimit import Limits, RateLimiter, parse_limit
 from app.settings import Settings
 
 DESCRIPTION = """
@@ -83,6 +84,12 @@ def create_app(
         ttl_seconds=settings.token_ttl_seconds,
     )
     app.state.metrics = Metrics()
+    app.state.limiter = RateLimiter(
+        Limits(
+            per_client=parse_limit(settings.rate_limit_client),
+            per_tenant=parse_limit(settings.rate_limit_tenant),
+        )
+    )
 
     errors.install(app)
     for router in (

@@ -46,12 +46,26 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     public_base_url: str = "http://127.0.0.1:8000"
+    rate_limit_client: str = "1200/minute"
+    rate_limit_tenant: str = "6000/minute"
 
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("rate_limit_client", "rate_limit_tenant")
+    @classmethod
+    def _limit(cls, value: str) -> str:
+        from limits import parse
+
+        if value.strip():
+            try:
+                parse(value)
+            except ValueError:
+                raise ValueError("a rate limit is like '1200/minute' (or empty for none)") from None
         return value
 
     @field_validator("log_level")

@@ -75,6 +75,7 @@ async def _principal(
         raise UNAUTHORIZED from None
     assert isinstance(principal, Principal)
     request.scope.setdefault("state", {})["principal"] = principal
+    request.app.state.limiter.check(principal)
     missing = [s for s in security_scopes.scopes if s not in principal.scopes]
     if missing:
         needed = " ".join(missing)
