@@ -188,3 +188,32 @@ async def auth_a(client: httpx.AsyncClient, tenant_a: Credentials) -> dict[str, 
 @pytest.fixture
 async def auth_b(client: httpx.AsyncClient, tenant_b: Credentials) -> dict[str, str]:
     return {"Authorization": f"Bearer {await token_for(client, tenant_b)}"}
+
+
+# --- SECMETRIC lines: collected from every test's output into test-results/secmetrics.json ----
+
+_SECMETRICS: list[dict[str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":
+        return
+    for line in report.capstdout.splitlines():
+        if line.startswith("SECMETRIC "):
+            _SECMETRICS.append({"test": report.nodeid, "line": line[len("SECMETRIC ") :]})
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import json
+
+    if not _SECMETRICS:
+        return
+    out = Path(session.config.rootpath) / "test-results" / "secmetrics.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(_SECMETRICS, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("-", f"security figures ({len(_SECMETRICS)} lines in {out.name})")
+        for m in _SECMETRICS:
+            if "[sqlite]" in m["test"] or "[" not in m["test"]:
+                reporter.write_line(f"  SECMETRIC {m['line']}")
