@@ -13,8 +13,8 @@ import yaml
 from app.kb.loader import DATA_DIR, DEFAULT_COUNTRY, KnowledgeBase, KnowledgeBaseError, load
 
 # Changing any data file changes the hash: bump release.yaml's version and update both here.
-PINNED_VERSION = "1.5.0"
-PINNED_SHA256 = "f7689ef7f0ae070f866d2792c0b8f89bd34259479f66d909a030d07e794ac00d"
+PINNED_VERSION = "1.6.0"
+PINNED_SHA256 = "d8edefa22b4965b74641676977a099afc1d24b0e95426e6ae42626fb851bbc4b"
 
 REQUIRED_COUNTRIES = {
     "CN",
