@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from app import __version__, errors, migrate
+from app.api import audit as audit_api
 from app.api import auth as auth_api
 from app.api import clients as clients_api
 from app.api import health as health_api
@@ -98,6 +99,7 @@ def create_app(
         screenings_api.router,
         knowledge_api.router,
         clients_api.router,
+        audit_api.router,
     ):
         app.include_router(router)
 

@@ -6,8 +6,6 @@ functions never commit. Every query goes through ``app.tenancy``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from app.engine import ScreeningInput, screen
 from app.errors import Conflict, Unprocessable
 from app.kb.loader import KnowledgeBase
 from app.models import Screening, utcnow
+from app.pagination import decode_keyset, encode_keyset
 from app.tenancy import get_owned, owned
 
 
@@ -162,20 +161,6 @@ def get(session: Session, principal: Principal, screening_id: uuid.UUID) -> Stor
     return _stored(get_owned(session, Screening, screening_id, principal.tenant_id))
 
 
-def encode_cursor(row: Screening) -> str:
-    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor.encode() + b"==").decode()
-        at, _, ident = raw.partition("|")
-        return datetime.fromisoformat(at), uuid.UUID(ident)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise Unprocessable("The cursor is not valid.") from None
-
-
 def list_page(
     session: Session,
     principal: Principal,
@@ -195,7 +180,7 @@ def list_page(
     if filters.created_before:
         query = query.where(col(Screening.created_at) < filters.created_before)
     if cursor:
-        at, ident = _decode_cursor(cursor)
+        at, ident = decode_keyset(cursor)
         query = query.where(
             or_(
                 col(Screening.created_at) < at,
@@ -208,7 +193,7 @@ def list_page(
     rows = list(session.exec(query).all())
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1]) if more and rows else None)
+    return rows, (encode_keyset(rows[-1].created_at, rows[-1].id) if more and rows else None)
 
 
 def erase(session: Session, principal: Principal, screening_id: uuid.UUID) -> None:

@@ -241,3 +241,33 @@ async def test_scopes_are_enforced(client: httpx.AsyncClient, tenant_a: Any) -> 
         "/v1/screenings", json=BODY, headers={"Authorization": f"Bearer {read_only}"}
     )
     assert r.status_code == 403
+
+
+async def test_audit_trail_is_tenant_scoped_paginated_and_free_of_personal_data(
+    client: httpx.AsyncClient, auth_a: dict[str, str], auth_b: dict[str, str]
+) -> None:
+    ids = [
+        (await client.post("/v1/screenings", json=BODY, headers=auth_a)).json()["id"]
+        for _ in range(3)
+    ]
+    await client.delete(f"/v1/screenings/{ids[0]}", headers=auth_a)
+    await client.post("/v1/screenings", json=BODY, headers=auth_b)
+
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        url = "/v1/audit?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        r = await client.get(url, headers=auth_a)
+        assert r.status_code == 200
+        assert CANARY not in r.text
+        seen += r.json()["items"]
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(e["action"] for e in seen) == ["screening.created"] * 3 + ["screening.erased"]
+    assert {e["object_id"] for e in seen} == set(ids)
+    erased = (await client.get("/v1/audit?action=screening.erased", headers=auth_a)).json()
+    assert [e["object_id"] for e in erased["items"]] == [ids[0]]
+    theirs = (await client.get("/v1/audit", headers=auth_b)).json()["items"]
+    assert len(theirs) == 1
+    assert theirs[0]["object_id"] not in ids
