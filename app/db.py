@@ -28,10 +28,6 @@ class Database:
     writer: Engine
     reader: Engine
 
-    @property
-    def dialect(self) -> str:
-        return self.writer.dialect.name
-
     @contextmanager
     def session(self, *, write: bool = True) -> Iterator[Session]:
         """One unit of work: commits on success, rolls back on any exception."""

@@ -34,8 +34,6 @@ _LOG_FIELDS = (
     "client_id",
     "error_type",
     "where",
-    "event",
-    "count",
 )
 
 _FORMATTED_LOGGERS = ("app", "alembic", "uvicorn.error")

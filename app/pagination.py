@@ -6,8 +6,14 @@ import base64
 import binascii
 import uuid
 from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlmodel import Session, col, or_
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.errors import Unprocessable
+
+T = TypeVar("T")
 
 
 def encode_keyset(at: datetime, ident: uuid.UUID) -> str:
@@ -21,3 +27,27 @@ def decode_keyset(cursor: str) -> tuple[datetime, uuid.UUID]:
         return datetime.fromisoformat(at), uuid.UUID(ident)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise Unprocessable("The cursor is not valid.") from None
+
+
+def keyset_page(
+    session: Session,
+    query: SelectOfScalar[T],
+    at: Any,
+    ident: Any,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[T], str | None]:
+    """One page of ``query``, newest first by (``at``, ``ident``), and the next cursor."""
+    if cursor:
+        after_at, after_id = decode_keyset(cursor)
+        query = query.where(
+            or_(col(at) < after_at, (col(at) == after_at) & (col(ident) < after_id))
+        )
+    query = query.order_by(at.desc(), ident.desc()).limit(limit + 1)
+    rows = list(session.exec(query).all())
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_keyset(getattr(last, at.key), getattr(last, ident.key))

@@ -13,14 +13,15 @@ from datetime import datetime
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, col, or_
+from sqlmodel import Session, SQLModel, col
 
+from app import audit
 from app.auth import Principal
 from app.engine import ScreeningInput, screen
 from app.errors import Conflict, Unprocessable
 from app.kb.loader import KnowledgeBase
 from app.models import Screening, utcnow
-from app.pagination import decode_keyset, encode_keyset
+from app.pagination import keyset_page
 from app.tenancy import get_owned, owned
 
 
@@ -43,7 +44,6 @@ class StoredScreening:
 # Constant statements with bound parameters: compiled once, cached by SQLAlchemy, and free of
 # the ORM's per-row bookkeeping (which cost more than the screening itself).
 _INSERT_SCREENING = insert(SQLModel.metadata.tables["screenings"])
-_INSERT_AUDIT = insert(SQLModel.metadata.tables["audit_events"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,29 +52,6 @@ class ListFilters:
     issuing_country: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
-
-
-def audit(
-    session: Session,
-    principal: Principal,
-    action: str,
-    object_id: uuid.UUID | None,
-    outcome: str = "ok",
-    object_type: str = "screening",
-) -> None:
-    session.connection().execute(
-        _INSERT_AUDIT,
-        {
-            "id": uuid.uuid4(),
-            "at": utcnow(),
-            "tenant_id": principal.tenant_id,
-            "client_id": principal.client_id,
-            "action": action,
-            "object_type": object_type,
-            "object_id": object_id,
-            "outcome": outcome,
-        },
-    )
 
 
 def _stored(row: Screening) -> StoredScreening:
@@ -132,7 +109,7 @@ def create(
                     "A request with this Idempotency-Key is in progress; retry."
                 ) from None
             return _replay(winner, digest), False
-    audit(session, principal, "screening.created", screening_id)
+    audit.record(session, principal, "screening.created", screening_id)
     return StoredScreening(id=screening_id, created_at=created_at, result_json=result_json), True
 
 
@@ -179,25 +156,13 @@ def list_page(
         query = query.where(col(Screening.created_at) >= filters.created_after)
     if filters.created_before:
         query = query.where(col(Screening.created_at) < filters.created_before)
-    if cursor:
-        at, ident = decode_keyset(cursor)
-        query = query.where(
-            or_(
-                col(Screening.created_at) < at,
-                (col(Screening.created_at) == at) & (col(Screening.id) < ident),
-            )
-        )
-    query = query.order_by(col(Screening.created_at).desc(), col(Screening.id).desc()).limit(
-        limit + 1
+    return keyset_page(
+        session, query, Screening.created_at, Screening.id, limit=limit, cursor=cursor
     )
-    rows = list(session.exec(query).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_keyset(rows[-1].created_at, rows[-1].id) if more and rows else None)
 
 
 def erase(session: Session, principal: Principal, screening_id: uuid.UUID) -> None:
     """Delete input and result; keep an audit tombstone without personal data."""
     row = get_owned(session, Screening, screening_id, principal.tenant_id)
     session.delete(row)
-    audit(session, principal, "screening.erased", screening_id)
+    audit.record(session, principal, "screening.erased", screening_id)

@@ -45,7 +45,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
-    public_base_url: str = "http://127.0.0.1:8000"
     rate_limit_client: str = "1200/minute"
     rate_limit_tenant: str = "6000/minute"
 

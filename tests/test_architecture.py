@@ -26,6 +26,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "app.kb": ("app.engine", *EDGES),
     "app.engine": EDGES,
     "app.screenings": ("app.api", "app.main", "fastapi", "starlette"),
+    "app.audit": ("app.api", "app.main", "fastapi", "starlette"),
     "app.tenancy": ("app.api", "app.main", "fastapi"),
     "app.auth": ("app.api", "app.main", "fastapi", "sqlmodel", "sqlalchemy"),
 }

@@ -12,14 +12,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlmodel import col, or_
 
+from app import audit
 from app.api.deps import ReadSession, require
 from app.api.problems import STANDARD_ERRORS
 from app.auth import Principal, Scope
-from app.models import AuditEvent
-from app.pagination import decode_keyset, encode_keyset
-from app.tenancy import owned
 
 router = APIRouter(tags=["tenants"], responses=STANDARD_ERRORS)
 Admin = Annotated[Principal, require(Scope.TENANTS_ADMIN)]
@@ -56,18 +53,7 @@ async def list_audit(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     action: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_.]+$")] = None,
 ) -> AuditPage:
-    query = owned(AuditEvent, principal.tenant_id)
-    if action:
-        query = query.where(AuditEvent.action == action)
-    if cursor:
-        at, ident = decode_keyset(cursor)
-        query = query.where(
-            or_(col(AuditEvent.at) < at, (col(AuditEvent.at) == at) & (col(AuditEvent.id) < ident))
-        )
-    query = query.order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc()).limit(limit + 1)
-    rows = list(session.exec(query).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, nxt = audit.list_page(session, principal, action=action, limit=limit, cursor=cursor)
     items = [
         AuditEntry(
             id=r.id,
@@ -80,6 +66,4 @@ async def list_audit(
         )
         for r in rows
     ]
-    return AuditPage(
-        items=items, next_cursor=encode_keyset(rows[-1].at, rows[-1].id) if more and rows else None
-    )
+    return AuditPage(items=items, next_cursor=nxt)
