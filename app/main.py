@@ -56,11 +56,12 @@ def create_app(
     knowledge_base: KnowledgeBase | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
-    db = database or create_database(settings.effective_database_url)
+    db = database or create_database(settings.effective_database_url, background_checkpoint=True)
     kb = knowledge_base or load_kb()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        db.start()
         yield
         if database is None:  # we opened it, we close it
             db.dispose()

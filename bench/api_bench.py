@@ -147,30 +147,37 @@ def main() -> None:
                 encoding="utf-8",
             )
             scripts[name] = script
-        _wrk("http://127.0.0.1:8801/v1/screenings", scripts["app"], 2)  # warm-up
-        _wrk("http://127.0.0.1:8802/bare", scripts["bare"], 2)
-        results: dict[str, list[tuple[float, float]]] = {"app": [], "bare": []}
+        # name -> (url, script). "floor" is the least any screening endpoint must do (see
+        # bench/bare_app.py); "app_no_store" is the service with ?store=false.
+        targets = {
+            "bare": ("http://127.0.0.1:8802/bare", scripts["bare"]),
+            "app": ("http://127.0.0.1:8801/v1/screenings", scripts["app"]),
+            "floor": ("http://127.0.0.1:8802/bare-screen", scripts["bare"]),
+            "app_no_store": ("http://127.0.0.1:8801/v1/screenings?store=false", scripts["app"]),
+        }
+        for url, script in targets.values():  # warm-up
+            _wrk(url, script, 2)
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
         for _ in range(args.rounds):
-            results["bare"].append(
-                _wrk("http://127.0.0.1:8802/bare", scripts["bare"], args.seconds)
-            )
-            results["app"].append(
-                _wrk("http://127.0.0.1:8801/v1/screenings", scripts["app"], args.seconds)
-            )
+            for name, (url, script) in targets.items():
+                results[name].append(_wrk(url, script, args.seconds))
     finally:
         for proc in (app, bare):
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=30)
-    summary = {}
+    summary: dict[str, object] = {}
     for name, rows in results.items():
         summary[name] = {
             "rps_rounds": [round(r, 1) for r, _ in rows],
             "rps_median": round(statistics.median(r for r, _ in rows), 1),
             "p99_ms_median": round(statistics.median(p for _, p in rows), 2),
         }
-    summary["ratio_app_to_bare"] = round(
-        summary["app"]["rps_median"] / summary["bare"]["rps_median"], 3
-    )  # type: ignore[index]
+    bare_rps = statistics.median(r for r, _ in results["bare"])
+    summary["ratios_to_bare"] = {
+        name: round(statistics.median(r for r, _ in rows) / bare_rps, 3)
+        for name, rows in results.items()
+        if name != "bare"
+    }
     print(json.dumps(summary, indent=2))
 
 

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, Uuid, insert
 
 from app.db import create_database
-from app.engine import ScreeningInput
+from app.engine import ScreeningInput, screen
+from app.kb.loader import load as load_kb
 
-db = create_database(os.environ["DATABASE_URL"])
+# The same database setup as the service's, checkpointing in the background included.
+db = create_database(os.environ["DATABASE_URL"], background_checkpoint=True)
 metadata = MetaData()
 rows = Table(
     "bare_rows",
@@ -27,7 +31,16 @@ rows = Table(
     Column("flag", String(16), nullable=False),
 )
 metadata.create_all(db.writer)
-app = FastAPI()
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    db.start()
+    yield
+    db.dispose()
+
+
+app = FastAPI(lifespan=lifespan)
 
 
 @app.post("/bare", status_code=201)
@@ -40,3 +53,31 @@ async def bare(body: ScreeningInput) -> dict[str, str]:
             )
         )
     return {"id": str(ident)}
+
+
+# The floor for any screening endpoint: the baseline plus the work the contract itself requires
+# (screen, serialise the result, store it, return it) and nothing else: no authentication, no
+# middleware, no audit row. It bounds from above what POST /v1/screenings could reach.
+kb = load_kb()
+results = Table(
+    "bare_results",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("result", Text, nullable=False),
+)
+metadata.create_all(db.writer)
+
+
+@app.post("/bare-screen", status_code=201)
+async def bare_screen(body: ScreeningInput) -> Response:
+    ident = uuid.uuid4()
+    result = screen(body, kb).model_dump_json()
+    with db.writer.begin() as conn:
+        conn.execute(
+            insert(results).values(
+                id=ident, created_at=datetime.now(UTC), body=body.model_dump_json(), result=result
+            )
+        )
+    return Response(content=result, status_code=201, media_type="application/json")

@@ -508,3 +508,16 @@ def test_results_cite_only_known_sources_with_urls(kb: KnowledgeBase) -> None:
     assert cited == set(result.sources)
     for sid, ref in result.sources.items():
         assert ref.url == str(kb.sources[sid].url)
+
+
+def test_results_are_valid_against_their_own_model(kb: KnowledgeBase) -> None:
+    """The engine builds its result without re-validation; every evaluation case's result must
+    still pass the model's full validation and round-trip byte for byte."""
+    from app.evaluate import load_cases
+
+    cases = load_cases()
+    assert len(cases) >= 40
+    for case in cases:
+        result = screen(ScreeningInput.model_validate(case["request"]), kb)
+        encoded = result.model_dump_json()
+        assert ScreeningResult.model_validate_json(encoded).model_dump_json() == encoded

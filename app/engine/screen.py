@@ -243,16 +243,19 @@ def _similar(facts: Facts, indicators: list[Indicator], kb: KnowledgeBase) -> li
     keys += [(f"tag:{t}", _SHARE_WEIGHT["tag"]) for t in sorted(facts.tags)]
     index = kb.index.cases_by_key
     scores: dict[str, int] = {}
+    shared: dict[str, list[str]] = {}
     for key, weight in keys:
-        for case_id in index.get(key, ()):
+        cases = index.get(key)
+        if not cases:
+            continue
+        what = key.replace("tag:", "profile_tag:", 1)
+        for case_id in cases:
             scores[case_id] = scores.get(case_id, 0) + weight
+            shared.setdefault(case_id, []).append(what)
     ranked = sorted((-score, cid) for cid, score in scores.items() if score >= _MIN_SHARE)
     out = []
     for _, cid in ranked[:MAX_SIMILAR_CASES]:
         c = kb.cases[cid]
-        shared = [
-            key.replace("tag:", "profile_tag:", 1) for key, _ in keys if cid in index.get(key, ())
-        ]
         out.append(
             SimilarCase(
                 id=c.id,
@@ -261,7 +264,7 @@ def _similar(facts: Facts, indicators: list[Indicator], kb: KnowledgeBase) -> li
                 year=c.year,
                 outcome=c.outcome,
                 label=c.label.value,
-                shared=shared,
+                shared=shared[cid],
                 source_ids=list(c.source_ids),
             )
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import ahocorasick
 
@@ -31,8 +32,7 @@ class Entry:
     term: str  # the term as written in the knowledge base
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+class Hit(NamedTuple):  # a tuple: a screening builds dozens, and frozen dataclasses cost more
     kind: str
     ref: str
     term: str
