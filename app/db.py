@@ -4,7 +4,9 @@ SQLite: WAL, a busy timeout, foreign keys and secure_delete on every connection,
 transactions that begin IMMEDIATE so a read-modify-write cannot lose an update to a concurrent
 writer (pysqlite would otherwise run the first SELECT outside any transaction). Reads use a
 second engine whose transactions begin DEFERRED, so they never wait for the write lock.
-PostgreSQL uses one engine for both.
+PostgreSQL uses one engine for both, at its default READ COMMITTED isolation: code there that
+reads a row and writes what it read must lock it (``with_for_update()``) or write atomically
+(``UPDATE ... SET n = n + 1``); tests/test_concurrency.py shows the difference.
 
 A server process checkpoints the SQLite WAL from a background thread (``Checkpointer``) rather
 than letting the commit that crosses the WAL threshold do it: a checkpoint writes the WAL back
@@ -79,7 +81,7 @@ class Checkpointer:
         try:
             row = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.Error as exc:  # never fatal: the next round retries
-            log.warning("wal checkpoint failed", extra={"error": type(exc).__name__})
+            log.warning("wal checkpoint failed", extra={"error_type": type(exc).__name__})
             return 0
         return int(row[1])  # (busy, frames in the WAL, frames copied back)
 

@@ -75,6 +75,10 @@ class Conflict(AppError):
     status, slug = 409, "conflict"
 
 
+class Gone(AppError):
+    status, slug = 410, "gone"
+
+
 class Unprocessable(AppError):
     status, slug = 422, "validation"
 

@@ -20,6 +20,7 @@ from app.auth import TokenService
 from app.db import Database, create_database
 from app.kb.loader import KnowledgeBase
 from app.kb.loader import load as load_kb
+from app.keys import KeyRing
 from app.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
 from app.ratelimit import Limits, RateLimiter, parse_limit
 from app.settings import Settings
@@ -85,6 +86,7 @@ def create_app(
         audience=settings.token_audience,
         ttl_seconds=settings.token_ttl_seconds,
     )
+    app.state.keys = KeyRing(settings.master_key_bytes())
     app.state.metrics = Metrics()
     app.state.limiter = RateLimiter(
         Limits(

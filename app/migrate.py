@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 
 
@@ -31,7 +33,35 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     _ensure_sqlite_folder(url)
+    before = _revision_at(url)
     command.upgrade(alembic_config(url), revision)
+    if before is not None and _revision_at(url) != before:
+        _compact_sqlite(url)
+
+
+def _revision_at(url: str) -> str | None:
+    """The revision of an existing SQLite file (None for a new one or another dialect)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or not Path(parsed.database).exists():
+        return None
+    engine = create_engine(url)
+    try:
+        return current_revision(engine) or "base"
+    finally:
+        engine.dispose()
+
+
+def _compact_sqlite(url: str) -> None:
+    """After migrating an existing SQLite file, rebuild it: a migration that seals or drops
+    personal data leaves the old plain text in free pages until they are overwritten."""
+    path = make_url(url).database
+    assert path
+    with sqlite3.connect(path) as conn:
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
 
 
 def _ensure_sqlite_folder(url: str) -> None:

@@ -10,7 +10,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -46,6 +55,7 @@ class Tenant(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     name: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    retention_days: int = Field(default=365, ge=1, le=3650)
 
 
 class Client(SQLModel, table=True):
@@ -65,8 +75,9 @@ class Client(SQLModel, table=True):
 
 
 class Screening(SQLModel, table=True):
-    """A stored screening: the request as submitted and the result as computed, with the
-    versions that produced it, so it can be shown again and reproduced."""
+    """A stored screening: the request as submitted and the result as computed, sealed with the
+    screening's own key (``SubjectKey``), plus the clear metadata that lists and filters need
+    (flag, score, requesting state, versions), none of which identifies the person."""
 
     __tablename__ = "screenings"
     __table_args__ = (
@@ -83,10 +94,42 @@ class Screening(SQLModel, table=True):
     engine_version: str = Field(max_length=32)
     kb_version: str = Field(max_length=32)
     kb_sha256: str = Field(max_length=64)
-    request_json: str = Field(sa_column=Column(Text, nullable=False))
-    result_json: str = Field(sa_column=Column(Text, nullable=False))
+    request_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    result_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     idempotency_key: str | None = Field(default=None, max_length=255)
-    request_hash: str | None = Field(default=None, max_length=64)
+
+
+class TenantKey(SQLModel, table=True):
+    """A tenant's data-encryption key, one row per version, wrapped by the master key (which
+    is never stored). The newest version wraps new subject keys."""
+
+    __tablename__ = "tenant_keys"
+
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", primary_key=True, ondelete="CASCADE")
+    version: int = Field(primary_key=True)
+    master_key_id: str = Field(max_length=16)
+    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class SubjectKey(SQLModel, table=True):
+    """The key that seals one object's personal data (a screening), wrapped by a tenant key.
+    Deleting it is erasure: every copy of the ciphertext, in the WAL, in free pages or in a
+    backup, becomes unreadable. Backups leave this table out (``app.backup``)."""
+
+    __tablename__ = "subject_keys"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "tenant_key_version"],
+            ["tenant_keys.tenant_id", "tenant_keys.version"],
+            name="fk_subject_keys_tenant_key",
+        ),
+    )
+
+    id: uuid.UUID = Field(primary_key=True)  # the object's id
+    tenant_id: uuid.UUID = Field(index=True)
+    tenant_key_version: int
+    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class AuditEvent(SQLModel, table=True):

@@ -34,6 +34,8 @@ _LOG_FIELDS = (
     "client_id",
     "error_type",
     "where",
+    "object_id",  # a UUID, never a name
+    "count",
 )
 
 _FORMATTED_LOGGERS = ("app", "alembic", "uvicorn.error")

@@ -1,12 +1,14 @@
 """Screening use cases: screen and store, read, list, erase. No web framework here.
 
 The caller's session is the transaction (committed by the request's session dependency); these
-functions never commit. Every query goes through ``app.tenancy``.
+functions never commit. Every query goes through ``app.tenancy``. The request and the result are
+stored sealed with the screening's own key (``app.keys``); erasure deletes that key.
 """
 
 from __future__ import annotations
 
-import hashlib
+import hmac
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,8 +20,9 @@ from sqlmodel import Session, SQLModel, col
 from app import audit
 from app.auth import Principal
 from app.engine import ScreeningInput, screen
-from app.errors import Conflict, Unprocessable
+from app.errors import Conflict, Gone, Unprocessable
 from app.kb.loader import KnowledgeBase
+from app.keys import KeyRing, KeyUnavailable
 from app.models import Screening, utcnow
 from app.pagination import keyset_page
 from app.tenancy import get_owned, owned
@@ -54,8 +57,22 @@ class ListFilters:
     created_before: datetime | None = None
 
 
-def _stored(row: Screening) -> StoredScreening:
-    return StoredScreening(id=row.id, created_at=row.created_at, result_json=row.result_json)
+TABLE = "screenings"
+log = logging.getLogger(__name__)
+
+
+def _stored(session: Session, keys: KeyRing, row: Screening) -> StoredScreening:
+    result = _open(session, keys, row, "result", row.result_sealed).decode()
+    return StoredScreening(id=row.id, created_at=row.created_at, result_json=result)
+
+
+def _open(session: Session, keys: KeyRing, row: Screening, column: str, sealed: bytes) -> bytes:
+    try:
+        return keys.subject_key(session, row.tenant_id, row.id, TABLE).open(column, sealed)
+    except KeyUnavailable:
+        # Tampered, moved, or its key destroyed: say so without detail; the log has the id.
+        log.error("stored screening cannot be opened", extra={"object_id": str(row.id)})
+        raise Gone("This screening's stored data cannot be read.") from None
 
 
 def create(
@@ -63,24 +80,25 @@ def create(
     principal: Principal,
     request: ScreeningInput,
     kb: KnowledgeBase,
+    keys: KeyRing,
     *,
     idempotency_key: str | None = None,
     store: bool = True,
 ) -> tuple[StoredScreening, bool]:
     """Screen and (unless ``store`` is false) store. Returns the screening and whether it is
     new; a retry with the same Idempotency-Key and body returns the first one."""
-    request_json = request.model_dump_json(exclude_none=True)
-    digest = hashlib.sha256(request_json.encode()).hexdigest()
+    request_json = request.model_dump_json(exclude_none=True).encode()
     if idempotency_key is not None and store:
         existing = _by_key(session, principal.tenant_id, idempotency_key)
         if existing is not None:
-            return _replay(existing, digest), False
+            return _replay(session, keys, existing, request_json), False
     result = screen(request, kb)
     result_json = result.model_dump_json()
     created_at = utcnow()
     if not store:
         return StoredScreening(id=None, created_at=created_at, result_json=result_json), True
     screening_id = uuid.uuid4()
+    key = keys.new_subject_key(session, principal.tenant_id, screening_id, TABLE)
     row = {
         "id": screening_id,
         "tenant_id": principal.tenant_id,
@@ -91,10 +109,9 @@ def create(
         "engine_version": result.engine_version,
         "kb_version": result.knowledge_base.version,
         "kb_sha256": result.knowledge_base.sha256,
-        "request_json": request_json,
-        "result_json": result_json,
+        "request_sealed": key.seal("request", request_json),
+        "result_sealed": key.seal("result", result_json.encode()),
         "idempotency_key": idempotency_key,
-        "request_hash": digest if idempotency_key is not None else None,
     }
     if idempotency_key is None:
         session.connection().execute(_INSERT_SCREENING, row)
@@ -108,7 +125,8 @@ def create(
                 raise Conflict(
                     "A request with this Idempotency-Key is in progress; retry."
                 ) from None
-            return _replay(winner, digest), False
+            KeyRing.shred(session, principal.tenant_id, [screening_id])
+            return _replay(session, keys, winner, request_json), False
     audit.record(session, principal, "screening.created", screening_id)
     return StoredScreening(id=screening_id, created_at=created_at, result_json=result_json), True
 
@@ -117,8 +135,11 @@ def _by_key(session: Session, tenant_id: uuid.UUID, key: str) -> Screening | Non
     return session.exec(owned(Screening, tenant_id).where(Screening.idempotency_key == key)).first()
 
 
-def _replay(row: Screening, digest: str) -> StoredScreening:
-    if row.request_hash != digest:
+def _replay(
+    session: Session, keys: KeyRing, row: Screening, request_json: bytes
+) -> StoredScreening:
+    first = _open(session, keys, row, "request", row.request_sealed)
+    if not hmac.compare_digest(first, request_json):
         raise Unprocessable(
             "This Idempotency-Key was used with a different request body.",
             extra={
@@ -131,11 +152,13 @@ def _replay(row: Screening, digest: str) -> StoredScreening:
                 ]
             },
         )
-    return _stored(row)
+    return _stored(session, keys, row)
 
 
-def get(session: Session, principal: Principal, screening_id: uuid.UUID) -> StoredScreening:
-    return _stored(get_owned(session, Screening, screening_id, principal.tenant_id))
+def get(
+    session: Session, principal: Principal, keys: KeyRing, screening_id: uuid.UUID
+) -> StoredScreening:
+    return _stored(session, keys, get_owned(session, Screening, screening_id, principal.tenant_id))
 
 
 def list_page(
@@ -162,7 +185,9 @@ def list_page(
 
 
 def erase(session: Session, principal: Principal, screening_id: uuid.UUID) -> None:
-    """Delete input and result; keep an audit tombstone without personal data."""
+    """Delete input, result and the screening's key; keep an audit tombstone without personal
+    data."""
     row = get_owned(session, Screening, screening_id, principal.tenant_id)
+    KeyRing.shred(session, principal.tenant_id, [row.id])
     session.delete(row)
     audit.record(session, principal, "screening.erased", screening_id)

@@ -2,7 +2,7 @@
 
 ``Settings`` is built once at start-up (``Settings()``) and passed to ``create_app``; nothing
 else reads ``os.environ``. Production refuses to start without real key material; development
-generates a signing key once and keeps it, mode 0600, in the data folder.
+generates a signing key and a master key once and keeps them, mode 0600, in the data folder.
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     database_url: str = ""
     signing_key: SecretStr | None = None
     signing_key_file: Path | None = None
+    # The key-encryption key that wraps every tenant's data keys: 32 random bytes, base64.
+    # Never stored in the database or its backups.
+    master_key: SecretStr | None = None
+    master_key_file: Path | None = None
     token_issuer: str = "notice-screening"
     token_audience: str = "notice-screening-api"
     token_ttl_seconds: int = Field(default=900, ge=60, le=900)
@@ -47,6 +51,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     rate_limit_client: str = "1200/minute"
     rate_limit_tenant: str = "6000/minute"
+    # Screenings older than their tenant's retention period are purged; a new tenant starts
+    # with this period. The server purges every purge_interval_seconds (0: never; run
+    # `python -m app purge` from a scheduler instead).
+    default_retention_days: int = Field(default=365, ge=1, le=3650)
+    purge_interval_seconds: int = Field(default=3600, ge=0, le=7 * 86400)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -82,6 +91,8 @@ class Settings(BaseSettings):
                 raise ValueError("DATABASE_URL is required in production")
             if self.signing_key is None and self.signing_key_file is None:
                 raise ValueError("SIGNING_KEY or SIGNING_KEY_FILE is required in production")
+            if self.master_key is None and self.master_key_file is None:
+                raise ValueError("MASTER_KEY or MASTER_KEY_FILE is required in production")
         return self
 
     @property
@@ -101,6 +112,24 @@ class Settings(BaseSettings):
         _check_private_key(pem)
         return pem
 
+    def master_key_bytes(self) -> bytes:
+        """The master key, validated; generated once in development and tests."""
+        from app.crypto import encode_key, new_key, parse_master_key
+
+        if self.master_key is not None:
+            encoded = self.master_key.get_secret_value()
+        elif self.master_key_file is not None:
+            encoded = self.master_key_file.read_text(encoding="ascii")
+        elif self.app_env is Environment.PRODUCTION:
+            raise SettingsError("MASTER_KEY or MASTER_KEY_FILE is required in production")
+        else:
+            path = self.data_dir / "master-key"
+            encoded = _create_once(path, (encode_key(new_key()) + "\n").encode()).decode()
+        try:
+            return parse_master_key(encoded)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+
 
 def _check_private_key(pem: bytes) -> None:
     lowered = pem.decode(errors="replace").lower()
@@ -117,18 +146,25 @@ def _check_private_key(pem: bytes) -> None:
 def _dev_key(path: Path) -> bytes:
     if path.exists():
         return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    return _create_once(path, pem)
+
+
+def _create_once(path: Path, content: bytes) -> bytes:
+    """Write ``content`` to a new file readable by its owner only, or return what is there."""
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
     # O_EXCL: two processes starting together must not overwrite each other's key.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return path.read_bytes()
     with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    return pem
+        fh.write(content)
+    return content

@@ -20,7 +20,7 @@ class Problem(BaseModel):
     )
 
 
-def _r(description: str) -> dict[str, Any]:
+def problem_response(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "model": Problem,
@@ -29,11 +29,11 @@ def _r(description: str) -> dict[str, Any]:
 
 
 STANDARD_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: _r("Malformed request (for example a body that is not JSON)"),
-    401: _r("Missing, invalid or expired access token"),
-    403: _r("The token lacks a required scope"),
-    404: _r("Not found (also for another tenant's objects)"),
-    413: _r("Request body too large"),
-    422: _r("The request does not match the schema"),
-    429: _r("Too many requests"),
+    400: problem_response("Malformed request (for example a body that is not JSON)"),
+    401: problem_response("Missing, invalid or expired access token"),
+    403: problem_response("The token lacks a required scope"),
+    404: problem_response("Not found (also for another tenant's objects)"),
+    413: problem_response("Request body too large"),
+    422: problem_response("The request does not match the schema"),
+    429: problem_response("Too many requests"),
 }

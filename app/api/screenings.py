@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from app import screenings
 from app.api.deps import ReadSession, WriteSession, require
 from app.api.examples import SCREENING_EXAMPLES
-from app.api.problems import STANDARD_ERRORS
+from app.api.problems import STANDARD_ERRORS, problem_response
 from app.auth import Principal, Scope
 from app.engine import ScreeningInput, ScreeningResult
 from app.engine.result import Flag
@@ -78,6 +78,18 @@ def _json(body: bytes, status: int, headers: dict[str, str] | None = None) -> Re
         "aid, not legal advice.**"
     ),
     responses={
+        201: {
+            "links": {
+                "ReadScreening": {
+                    "operationId": "read_screening",
+                    "parameters": {"screening_id": "$response.body#/id"},
+                },
+                "EraseScreening": {
+                    "operationId": "erase_screening",
+                    "parameters": {"screening_id": "$response.body#/id"},
+                },
+            }
+        },
         200: {
             "description": "Screened without storing (`store=false`), or an "
             "idempotent replay of an earlier request",
@@ -97,7 +109,13 @@ async def create_screening(
 ) -> Any:
     kb: KnowledgeBase = request.app.state.kb
     stored, created = screenings.create(
-        session, principal, body, kb, idempotency_key=idempotency_key, store=store
+        session,
+        principal,
+        body,
+        kb,
+        request.app.state.keys,
+        idempotency_key=idempotency_key,
+        store=store,
     )
     if stored.id is None:
         return _json(stored.to_json(), 200)
@@ -109,10 +127,16 @@ async def create_screening(
     "/v1/screenings/{screening_id}",
     response_model=Screening,
     summary="Read a screening",
+    responses={
+        410: problem_response("The stored data cannot be decrypted (erased key or tampered row)")
+    },
     operation_id="read_screening",
 )
-async def read_screening(principal: Reader, session: ReadSession, screening_id: ScreeningId) -> Any:
-    return _json(screenings.get(session, principal, screening_id).to_json(), 200)
+async def read_screening(
+    request: Request, principal: Reader, session: ReadSession, screening_id: ScreeningId
+) -> Any:
+    stored = screenings.get(session, principal, request.app.state.keys, screening_id)
+    return _json(stored.to_json(), 200)
 
 
 @router.get(
