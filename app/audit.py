@@ -28,13 +28,35 @@ def record(
     object_type: str = "screening",
     outcome: str = "ok",
 ) -> None:
+    record_system(
+        session,
+        principal.tenant_id,
+        principal.client_id,
+        action,
+        object_id,
+        object_type=object_type,
+        outcome=outcome,
+    )
+
+
+def record_system(
+    session: Session,
+    tenant_id: uuid.UUID,
+    actor: str,
+    action: str,
+    object_id: uuid.UUID | None,
+    *,
+    object_type: str = "screening",
+    outcome: str = "ok",
+) -> None:
+    """An entry for an actor that is not an API client (``system:retention``, ...)."""
     session.connection().execute(
         _INSERT,
         {
             "id": uuid.uuid4(),
             "at": utcnow(),
-            "tenant_id": principal.tenant_id,
-            "client_id": principal.client_id,
+            "tenant_id": tenant_id,
+            "client_id": actor,
             "action": action,
             "object_type": object_type,
             "object_id": object_id,

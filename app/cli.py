@@ -1,4 +1,5 @@
-"""``python -m app``: serve, migrate, manage tenants and clients, check the knowledge base."""
+"""``python -m app``: serve, migrate, manage tenants, clients and keys, back up, purge, check
+the knowledge base."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlmodel import Session, select
 
@@ -210,13 +212,131 @@ def cmd_kb(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from app.evaluate import EVAL_FILE, evaluate, load_cases
     from app.kb.loader import load
 
     report = evaluate(load(), load_cases(Path(args.file) if args.file else EVAL_FILE))
     print(report.render())
+    return 0
+
+
+def _sqlite_path(settings: Settings) -> Path:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.effective_database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        raise CliError(
+            "backup and restore here are for SQLite files; for PostgreSQL use pg_dump as "
+            "docs/operations.md describes"
+        )
+    assert url.database is not None
+    return Path(url.database)
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    from app.backup import BackupError, backup
+
+    try:
+        report = backup(
+            _sqlite_path(settings),
+            Path(args.path),
+            keys_dest=Path(args.keys) if args.keys else None,
+        )
+    except BackupError as exc:
+        raise CliError(str(exc)) from None
+    print(
+        f"backup written: {report.screenings} screenings, no keys"
+        + (
+            f"; keys ({report.tenant_keys} tenant, {report.subject_keys} subject) "
+            "written separately: keep them apart and delete them soon"
+            if args.keys
+            else ""
+        )
+    )
+    return 0
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    from app.backup import BackupError, restore
+
+    try:
+        report = restore(
+            Path(args.path), _sqlite_path(settings), keys=Path(args.keys) if args.keys else None
+        )
+    except BackupError as exc:
+        raise CliError(str(exc)) from None
+    print(
+        f"restored {report.screenings} screenings: {report.readable} readable, "
+        f"{report.unreadable} without a key (erased since the backup)"
+    )
+    return 0
+
+
+def cmd_purge(settings: Settings, _: argparse.Namespace) -> int:
+    from app.retention import purge
+
+    db = _db(settings)
+    try:
+        purged = purge(db)
+    finally:
+        db.dispose()
+    total = sum(purged.values())
+    print(f"purged {total} screenings past their tenant's retention period")
+    for name, n in sorted(purged.items()):
+        print(f"  {name}: {n}")
+    return 0
+
+
+def cmd_set_retention(settings: Settings, args: argparse.Namespace) -> int:
+    from app.models import MAX_RETENTION_DAYS
+
+    if not 1 <= args.days <= MAX_RETENTION_DAYS:
+        raise CliError(f"retention is 1 to {MAX_RETENTION_DAYS} days")
+    db = _db(settings)
+    try:
+        with db.session() as session:
+            tenant = _tenant(session, args.tenant, create=False)
+            tenant.retention_days = args.days
+            session.add(tenant)
+    finally:
+        db.dispose()
+    print(f"tenant {args.tenant}: screenings are kept {args.days} days")
+    return 0
+
+
+def cmd_rotate_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from app.crypto import parse_master_key
+    from app.keys import KeyRing
+
+    keys = KeyRing(settings.master_key_bytes())
+    db = _db(settings)
+    try:
+        if args.new_master_key_file:
+            try:
+                new_master = parse_master_key(Path(args.new_master_key_file).read_text("ascii"))
+            except (OSError, ValueError) as exc:
+                raise CliError(f"new master key: {exc}") from None
+            with db.session() as session:
+                n = keys.rewrap_master(session, new_master)
+            print(
+                f"re-wrapped {n} tenant keys under the new master key: configure it "
+                "(MASTER_KEY_FILE) and restart every process now; the old one no longer opens them"
+            )
+            return 0
+        with db.session(write=False) as session:
+            query = select(Tenant)
+            if args.tenant:
+                query = query.where(Tenant.name == args.tenant)
+            tenants = [(t.id, t.name) for t in session.exec(query).all()]
+        if args.tenant and not tenants:
+            raise CliError(f"no tenant named {args.tenant!r}")
+        for tenant_id, name in tenants:
+            with db.session() as session:
+                version, n = keys.rotate_tenant(session, tenant_id)
+            print(f"tenant {name}: key version {version}, {n} screening keys re-wrapped")
+    finally:
+        db.dispose()
     return 0
 
 
@@ -263,6 +383,34 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="score the labelled evaluation set and print metrics")
     ev.add_argument("--file", help="a YAML file of labelled cases (default tests/eval/cases.yaml)")
     ev.set_defaults(func=cmd_evaluate)
+
+    bk = sub.add_parser("backup", help="back up the SQLite database (without keys)")
+    bk.add_argument("path", help="the backup file to write (must not exist)")
+    bk.add_argument("--keys", help="also write the snapshot's keys to this separate file")
+    bk.set_defaults(func=cmd_backup)
+
+    rs = sub.add_parser("restore", help="restore a SQLite backup (stop the server first)")
+    rs.add_argument("path", help="a file written by `backup`")
+    rs.add_argument("--keys", help="a keys file written by `backup --keys` (default: live keys)")
+    rs.set_defaults(func=cmd_restore)
+
+    sub.add_parser(
+        "purge", help="purge screenings past their tenant's retention period"
+    ).set_defaults(func=cmd_purge)
+
+    ret = sub.add_parser("set-retention", help="set a tenant's retention period")
+    ret.add_argument("tenant")
+    ret.add_argument("days", type=int)
+    ret.set_defaults(func=cmd_set_retention)
+
+    rk = sub.add_parser(
+        "rotate-keys", help="new tenant key versions (or re-wrap under a new master key)"
+    )
+    rk.add_argument("--tenant", help="only this tenant (default: every tenant)")
+    rk.add_argument(
+        "--new-master-key-file", help="re-wrap every tenant key under the master key in this file"
+    )
+    rk.set_defaults(func=cmd_rotate_keys)
 
     kb = sub.add_parser("kb", help="knowledge-base tools")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)

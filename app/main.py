@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,13 +12,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
-from app import __version__, errors, migrate
+from app import __version__, errors, migrate, retention
 from app.api import audit as audit_api
 from app.api import auth as auth_api
 from app.api import clients as clients_api
 from app.api import health as health_api
 from app.api import knowledge as knowledge_api
 from app.api import screenings as screenings_api
+from app.api import tenant as tenant_api
 from app.auth import TokenService
 from app.db import Database, create_database
 from app.kb.loader import KnowledgeBase
@@ -24,6 +28,8 @@ from app.keys import KeyRing
 from app.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
 from app.ratelimit import Limits, RateLimiter, parse_limit
 from app.settings import Settings
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """
 Screens a person and/or an INTERPOL Red Notice or diffusion against a curated, versioned
@@ -50,6 +56,19 @@ TAGS = [
 ]
 
 
+async def _purge_periodically(db: Database, interval: float) -> None:
+    """Purge expired screenings now and then every ``interval`` seconds, in a thread: each
+    batch is a short write transaction, so requests keep being served."""
+    while True:
+        try:
+            purged = await asyncio.to_thread(retention.purge, db)
+            if purged:
+                log.info("retention purge", extra={"count": sum(purged.values())})
+        except Exception as exc:  # logged and retried next round; never kills the server
+            log.error("retention purge failed", extra={"error_type": type(exc).__name__})
+        await asyncio.sleep(interval)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -63,7 +82,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         db.start()
+        purger = (
+            asyncio.create_task(_purge_periodically(db, settings.purge_interval_seconds))
+            if settings.purge_interval_seconds > 0
+            else None
+        )
         yield
+        if purger is not None:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
         if database is None:  # we opened it, we close it
             db.dispose()
 
@@ -102,6 +130,7 @@ def create_app(
         screenings_api.router,
         knowledge_api.router,
         clients_api.router,
+        tenant_api.router,
         audit_api.router,
     ):
         app.include_router(router)

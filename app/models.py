@@ -23,6 +23,9 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+DEFAULT_RETENTION_DAYS = 365
+MAX_RETENTION_DAYS = 3650
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -55,7 +58,8 @@ class Tenant(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     name: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
-    retention_days: int = Field(default=365, ge=1, le=3650)
+    # Screenings older than this are purged (``app.retention``).
+    retention_days: int = Field(default=DEFAULT_RETENTION_DAYS, ge=1, le=MAX_RETENTION_DAYS)
 
 
 class Client(SQLModel, table=True):

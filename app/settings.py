@@ -51,10 +51,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     rate_limit_client: str = "1200/minute"
     rate_limit_tenant: str = "6000/minute"
-    # Screenings older than their tenant's retention period are purged; a new tenant starts
-    # with this period. The server purges every purge_interval_seconds (0: never; run
+    # Screenings older than their tenant's retention period (tenants.retention_days) are
+    # purged. The server purges every purge_interval_seconds (0: never; run
     # `python -m app purge` from a scheduler instead).
-    default_retention_days: int = Field(default=365, ge=1, le=3650)
     purge_interval_seconds: int = Field(default=3600, ge=0, le=7 * 86400)
 
     @field_validator("cors_origins", mode="before")

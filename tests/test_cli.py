@@ -59,3 +59,62 @@ def test_bootstrap_local_prints_the_secret_once(
     second = capsys.readouterr().out
     assert "client_secret" not in second
     assert "rotate-secret" in second
+
+
+def _screen_via_cli_database(env: Path) -> None:
+    """Store one screening for tenant 'ngo-one' the way the API does, through the CLI's
+    settings (same data folder, same master key)."""
+    from sqlmodel import select
+
+    from app import screenings
+    from app.auth import Principal
+    from app.db import create_database
+    from app.engine import ScreeningInput
+    from app.kb.loader import load
+    from app.keys import KeyRing
+    from app.models import Tenant
+    from app.settings import Settings
+
+    settings = Settings()
+    db = create_database(settings.effective_database_url)
+    try:
+        with db.session() as s:
+            tenant = s.exec(select(Tenant).where(Tenant.name == "ngo-one")).one()
+            principal = Principal("cl_x", tenant.id, frozenset(), "j")
+            body = ScreeningInput.model_validate({"notice": {"issuing_country": "FR"}})
+            screenings.create(s, principal, body, load(), KeyRing(settings.master_key_bytes()))
+    finally:
+        db.dispose()
+
+
+def test_keys_retention_backup_and_restore_commands(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["create-tenant", "ngo-one"]) == 0
+    _screen_via_cli_database(env)
+    capsys.readouterr()
+
+    assert main(["rotate-keys"]) == 0
+    assert "tenant ngo-one: key version 2, 1 screening keys re-wrapped" in capsys.readouterr().out
+    assert main(["rotate-keys", "--tenant", "nobody"]) == 2
+
+    new_master = env / "new-master"
+    from app.crypto import encode_key, new_key
+
+    new_master.write_text(encode_key(new_key()), encoding="ascii")
+    assert main(["rotate-keys", "--new-master-key-file", str(new_master)]) == 0
+    assert "re-wrapped 1 tenant keys" in capsys.readouterr().out
+    (env / "master-key").write_text(new_master.read_text("ascii"), encoding="ascii")
+
+    assert main(["backup", str(env / "b.db"), "--keys", str(env / "k.db")]) == 0
+    out = capsys.readouterr().out
+    assert "1 screenings, no keys" in out
+    assert "written separately" in out
+    assert main(["backup", str(env / "b.db")]) == 2  # never overwrites
+    assert main(["restore", str(env / "b.db")]) == 0
+    assert "1 readable, 0 without a key" in capsys.readouterr().out
+
+    assert main(["set-retention", "ngo-one", "0"]) == 2
+    assert main(["set-retention", "ngo-one", "30"]) == 0
+    assert main(["purge"]) == 0
+    assert "purged 0 screenings" in capsys.readouterr().out

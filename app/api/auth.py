@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import select
 
 from app.api.deps import ReadSession
+from app.api.problems import STANDARD_ERRORS
 from app.auth import CLIENT_ID_RE, parse_scope_request, verify_secret
 from app.errors import BadRequest, Unauthorized
 from app.models import Client
@@ -72,6 +73,7 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
             "description": "Unknown client or wrong secret",
             "content": {"application/problem+json": {}},
         },
+        422: STANDARD_ERRORS[422],
     },
 )
 def issue_token(

@@ -47,7 +47,21 @@ def _public(c: Client) -> ClientPublic:
     )
 
 
-@router.get("/v1/clients", response_model=ClientList, summary="List your tenant's API clients")
+@router.get(
+    "/v1/clients",
+    response_model=ClientList,
+    summary="List your tenant's API clients",
+    responses={
+        200: {
+            "links": {
+                "ReadClient": {
+                    "operationRef": "#/paths/~1v1~1clients~1{id}/get",
+                    "parameters": {"id": "$response.body#/items/0/id"},
+                }
+            }
+        }
+    },
+)
 async def list_clients(principal: Admin, session: ReadSession) -> ClientList:
     rows = session.exec(owned(Client, principal.tenant_id).order_by(col(Client.created_at))).all()
     return ClientList(items=[_public(c) for c in rows])

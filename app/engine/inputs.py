@@ -19,7 +19,12 @@ from app.kb.schema import NoticeType
 Iso2 = Annotated[
     str,
     BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
-    Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code", examples=["CN"]),
+    Field(
+        pattern=r"^[A-Z]{2}$",
+        max_length=2,
+        description="ISO 3166-1 alpha-2 country code",
+        examples=["CN"],
+    ),
 ]
 PartialDate = Annotated[
     str,

@@ -1,0 +1,64 @@
+"""Retention: screenings older than their tenant's retention period are purged.
+
+Purging is erasure: the screening's key is destroyed with the row, and an audit entry
+``screening.purged`` (ids only) records it. Work goes in small transactions so a long purge
+never holds the write lock for long. Run by ``python -m app purge`` and periodically by the
+server (``PURGE_INTERVAL_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlmodel import col, select
+
+from app import audit
+from app.db import Database
+from app.keys import KeyRing
+from app.models import Screening, Tenant, utcnow
+
+BATCH = 200
+SYSTEM_ACTOR = "system:retention"
+
+
+def purge(database: Database, *, now: datetime | None = None) -> dict[str, int]:
+    """Purge every tenant's expired screenings; returns the count per tenant name."""
+    now = now or utcnow()
+    with database.session(write=False) as session:
+        tenants = [(t.id, t.name, t.retention_days) for t in session.exec(select(Tenant)).all()]
+    purged: dict[str, int] = {}
+    for tenant_id, name, days in tenants:
+        total = 0
+        while True:
+            n = _purge_batch(database, tenant_id, now - timedelta(days=days))
+            total += n
+            if n < BATCH:
+                break
+        if total:
+            purged[name] = total
+    return purged
+
+
+def _purge_batch(database: Database, tenant_id: uuid.UUID, cutoff: datetime) -> int:
+    with database.session() as session:
+        ids = list(
+            session.exec(
+                select(Screening.id)
+                .where(Screening.tenant_id == tenant_id, col(Screening.created_at) < cutoff)
+                .order_by(col(Screening.created_at))
+                .limit(BATCH)
+            ).all()
+        )
+        if not ids:
+            return 0
+        KeyRing.shred(session, tenant_id, ids)
+        session.connection().execute(
+            delete(Screening).where(
+                col(Screening.tenant_id) == tenant_id, col(Screening.id).in_(ids)
+            )
+        )
+        for screening_id in ids:
+            audit.record_system(session, tenant_id, SYSTEM_ACTOR, "screening.purged", screening_id)
+        return len(ids)
