@@ -2,7 +2,7 @@
 # Build: docker build -t notice-screening .
 # Run:   docker run -p 8000:8000 -e APP_ENV=production \
 #          -e DATABASE_URL=postgresql+psycopg://user:pass@db:5432/screening \
-#          -e SIGNING_KEY="$(cat signing-key.pem)" notice-screening
+#          -e SIGNING_KEY="$(cat signing-key.pem)" -e MASTER_KEY="$(cat master-key)" notice-screening
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -306,6 +306,8 @@ def cmd_set_retention(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import IntegrityError
+
     from app.crypto import parse_master_key
     from app.keys import KeyRing
 
@@ -332,8 +334,14 @@ def cmd_rotate_keys(settings: Settings, args: argparse.Namespace) -> int:
         if args.tenant and not tenants:
             raise CliError(f"no tenant named {args.tenant!r}")
         for tenant_id, name in tenants:
-            with db.session() as session:
-                version, n = keys.rotate_tenant(session, tenant_id)
+            try:
+                with db.session() as session:
+                    version, n = keys.rotate_tenant(session, tenant_id)
+            except IntegrityError:
+                raise CliError(
+                    f"tenant {name}: a screening was stored with the old key while rotating; "
+                    "nothing was changed for this tenant, run the command again"
+                ) from None
             print(f"tenant {name}: key version {version}, {n} screening keys re-wrapped")
     finally:
         db.dispose()

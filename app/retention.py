@@ -49,6 +49,8 @@ def _purge_batch(database: Database, tenant_id: uuid.UUID, cutoff: datetime) -> 
                 .where(Screening.tenant_id == tenant_id, col(Screening.created_at) < cutoff)
                 .order_by(col(Screening.created_at))
                 .limit(BATCH)
+                # Replicas purging at once take disjoint rows (PostgreSQL; SQLite has one writer).
+                .with_for_update(skip_locked=True)
             ).all()
         )
         if not ids:

@@ -29,6 +29,10 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "app.audit": ("app.api", "app.main", "fastapi", "starlette"),
     "app.tenancy": ("app.api", "app.main", "fastapi"),
     "app.auth": ("app.api", "app.main", "fastapi", "sqlmodel", "sqlalchemy"),
+    "app.crypto": ("app", "fastapi", "starlette", "sqlmodel", "sqlalchemy"),
+    "app.keys": ("app.api", "app.main", "app.settings", "fastapi", "starlette"),
+    "app.retention": ("app.api", "app.main", "fastapi", "starlette"),
+    "app.backup": ("app", "fastapi", "starlette", "sqlmodel", "sqlalchemy"),
 }
 NOBODY_IMPORTS = ("app.api", "app.main")  # except main (api) and the CLI (main, for serving)
 
