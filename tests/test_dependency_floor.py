@@ -16,6 +16,9 @@ FLOORS = [
     ("starlette", "1.3.0", "CVE-2026-54282 (request path poisons request.url host)"),
     ("starlette", "1.3.1", "CVE-2026-54283 (form limits ignored for url-encoded bodies)"),
     ("h11", "0.16.0", "CVE-2025-43859 (lenient chunked-encoding parsing)"),
+    # cryptography seals every stored screening; its wheels bundle OpenSSL.
+    ("cryptography", "44.0.1", "OpenSSL in the 42.0.0-44.0.0 wheels (secadv 2025-02-11)"),
+    ("cryptography", "48.0.1", "GHSA-537c-gmf6-5ccf (OpenSSL in wheels before 48.0.1)"),
 ]
 
 
