@@ -214,6 +214,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_sep("-", f"security figures ({len(_SECMETRICS)} lines in {out.name})")
-        for m in _SECMETRICS:
-            if "[sqlite]" in m["test"] or "[" not in m["test"]:
-                reporter.write_line(f"  SECMETRIC {m['line']}")
+        for m in _SECMETRICS:  # every line, with the database it ran on where parametrised
+            where = m["test"].rsplit("[", 1)[1].rstrip("]") if m["test"].endswith("]") else ""
+            reporter.write_line(f"  SECMETRIC {m['line']}" + (f"  [{where}]" if where else ""))
