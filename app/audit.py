@@ -65,6 +65,37 @@ def record_system(
     )
 
 
+def record_many(
+    session: Session,
+    tenant_id: uuid.UUID,
+    actor: str,
+    action: str,
+    object_ids: list[uuid.UUID],
+    *,
+    object_type: str = "screening",
+) -> None:
+    """One entry per object, in one statement (the batch worker stores chunks at a time)."""
+    if not object_ids:
+        return
+    at = utcnow()
+    session.connection().execute(
+        _INSERT,
+        [
+            {
+                "id": uuid.uuid4(),
+                "at": at,
+                "tenant_id": tenant_id,
+                "client_id": actor,
+                "action": action,
+                "object_type": object_type,
+                "object_id": object_id,
+                "outcome": "ok",
+            }
+            for object_id in object_ids
+        ],
+    )
+
+
 def list_page(
     session: Session, principal: Principal, *, action: str | None, limit: int, cursor: str | None
 ) -> tuple[list[AuditEvent], str | None]:

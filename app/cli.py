@@ -348,6 +348,112 @@ def cmd_rotate_keys(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from app.batches import run_worker
+    from app.kb.loader import load
+    from app.keys import KeyRing
+    from app.observability import configure_logging
+
+    configure_logging(settings.log_level)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    db = _db(settings)
+    try:
+        run_worker(db, load(), KeyRing(settings.master_key_bytes()), stop, worker=args.name)
+    finally:
+        db.dispose()
+    return 0
+
+
+_SCREEN_TYPES = {
+    ".json": "application/json",
+    ".ndjson": "application/x-ndjson",
+    ".jsonl": "application/x-ndjson",
+    ".csv": "text/csv",
+}
+
+
+def cmd_screen(settings: Settings, args: argparse.Namespace) -> int:
+    """Screen a file locally: no server, no database, nothing stored."""
+    import csv
+
+    from app.batch_io import UploadError, parse
+    from app.engine import screen
+    from app.kb.loader import load
+
+    source = Path(args.file)
+    media = _SCREEN_TYPES.get(source.suffix.lower())
+    if media is None:
+        raise CliError("the file must end in .json, .ndjson, .jsonl or .csv")
+    try:
+        items = parse(source.read_bytes(), media)
+    except (OSError, UploadError) as exc:
+        raise CliError(str(exc)) from None
+    kb = load()
+    out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout  # noqa: SIM115
+    as_csv = bool(args.out) and args.out.lower().endswith(".csv")
+    writer = csv.writer(out) if as_csv else None
+    if writer is not None:
+        writer.writerow(
+            ["row", "client_ref", "state", "flag", "score", "top_indicators", "problems"]
+        )
+    flags: Counter[str] = Counter()
+    try:
+        for n, item in enumerate(items, start=1):
+            record: dict[str, object] = {"row": item.row, "client_ref": item.client_ref}
+            if item.request is None:
+                record |= {
+                    "state": "invalid",
+                    "problems": [{"field": p.field, "problem": p.problem} for p in item.problems],
+                }
+            else:
+                result = screen(item.request, kb)
+                top = sorted(result.indicators, key=lambda i: -i.points)[:3]
+                record |= {
+                    "state": "done",
+                    "flag": result.flag.value,
+                    "score": result.score,
+                    "top_indicators": [i.code for i in top],
+                }
+                flags[result.flag.value] += 1
+            if writer is not None:
+                writer.writerow(
+                    [
+                        record["row"],
+                        record["client_ref"] or "",
+                        record["state"],
+                        record.get("flag", ""),
+                        record.get("score", ""),
+                        ";".join(record.get("top_indicators", [])),  # type: ignore[arg-type]
+                        json.dumps(record.get("problems", ""), ensure_ascii=False)
+                        if record.get("problems")
+                        else "",
+                    ]
+                )
+            else:
+                print(json.dumps(record, ensure_ascii=False), file=out)
+            if args.out and (n % 100 == 0 or n == len(items)):
+                width = 30
+                done = width * n // len(items)
+                bar = "#" * done + "." * (width - done)
+                print(f"\r[{bar}] {n}/{len(items)}", end="", file=sys.stderr, flush=True)
+    finally:
+        if args.out:
+            out.close()
+    if args.out:
+        invalid = sum(1 for i in items if i.request is None)
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(flags.items()))
+        print(
+            f"\n{len(items)} items: {summary or 'none screened'}; {invalid} invalid",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -391,6 +497,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="score the labelled evaluation set and print metrics")
     ev.add_argument("--file", help="a YAML file of labelled cases (default tests/eval/cases.yaml)")
     ev.set_defaults(func=cmd_evaluate)
+
+    sc = sub.add_parser("screen", help="screen a JSON, NDJSON or CSV file locally (no server)")
+    sc.add_argument("file", help="a .json (array), .ndjson/.jsonl or .csv file")
+    sc.add_argument("--out", help="write results here (.csv for CSV, else NDJSON); default stdout")
+    sc.set_defaults(func=cmd_screen)
+
+    wk = sub.add_parser("worker", help="screen batch items until stopped (SIGTERM or Ctrl-C)")
+    wk.add_argument("--name", help="a name for this worker in the claims (default: random)")
+    wk.set_defaults(func=cmd_worker)
 
     bk = sub.add_parser("backup", help="back up the SQLite database (without keys)")
     bk.add_argument("path", help="the backup file to write (must not exist)")

@@ -71,6 +71,14 @@ class NotFound(AppError):
     status, slug = 404, "not-found"
 
 
+class UnsupportedMediaType(AppError):
+    status, slug = 415, "unsupported-media-type"
+
+
+class NotAcceptable(AppError):
+    status, slug = 406, "not-acceptable"
+
+
 class Conflict(AppError):
     status, slug = 409, "conflict"
 

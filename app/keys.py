@@ -15,6 +15,7 @@ transaction (``FOR SHARE`` on PostgreSQL) so a rotation in another process is ne
 
 from __future__ import annotations
 
+import hmac
 import threading
 import uuid
 from dataclasses import dataclass
@@ -100,6 +101,12 @@ class KeyRing:
         self._cache: dict[tuple[uuid.UUID, int, bytes], bytes] = {}
         self._lock = threading.Lock()
 
+    def fingerprint(self, tenant_id: uuid.UUID, data: bytes) -> str:
+        """A keyed digest of ``data`` for one tenant (idempotency checks of uploads): equal
+        inputs match, but without the master key nobody can test a guess against it."""
+        tenant_key = hmac.new(self._master, b"fingerprint|" + tenant_id.bytes, "sha256").digest()
+        return hmac.new(tenant_key, data, "sha256").hexdigest()
+
     # --- tenant keys ---------------------------------------------------------------------
 
     def _unwrap_tenant(
@@ -173,6 +180,28 @@ class KeyRing:
             },
         )
         return SubjectKeyHandle(tenant_id, object_id, table, key)
+
+    def new_subject_keys(
+        self, session: Session, tenant_id: uuid.UUID, object_ids: list[uuid.UUID], table: str
+    ) -> list[SubjectKeyHandle]:
+        """``new_subject_key`` for many objects of one tenant: one lookup, one insert."""
+        if not object_ids:
+            return []
+        version, tenant_key = self._current_tenant_key(session, tenant_id)
+        handles, rows = [], []
+        for object_id in object_ids:
+            key = new_key()
+            rows.append(
+                {
+                    "id": object_id,
+                    "tenant_id": tenant_id,
+                    "tenant_key_version": version,
+                    "wrapped": seal(tenant_key, key, _subject_aad(tenant_id, object_id, version)),
+                }
+            )
+            handles.append(SubjectKeyHandle(tenant_id, object_id, table, key))
+        session.connection().execute(_INSERT_SUBJECT, rows)
+        return handles
 
     def subject_key(
         self, session: Session, tenant_id: uuid.UUID, object_id: uuid.UUID, table: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,14 +13,16 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
-from app import __version__, errors, migrate, retention
+from app import __version__, batches, errors, migrate, retention, webhooks
 from app.api import audit as audit_api
 from app.api import auth as auth_api
+from app.api import batches as batches_api
 from app.api import clients as clients_api
 from app.api import health as health_api
 from app.api import knowledge as knowledge_api
 from app.api import screenings as screenings_api
 from app.api import tenant as tenant_api
+from app.api import webhooks as webhooks_api
 from app.auth import TokenService
 from app.db import Database, create_database
 from app.kb.loader import KnowledgeBase
@@ -69,6 +72,19 @@ async def _purge_periodically(db: Database, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+async def _deliver_webhooks_periodically(
+    db: Database, keys: KeyRing, settings: Settings, stop: threading.Event
+) -> None:
+    """Send due webhook deliveries every ``webhook_poll_seconds``, in a thread: claims and
+    outcomes are short write transactions, and no transaction is open while a request is."""
+    while True:
+        try:
+            await asyncio.to_thread(webhooks.deliver_due, db, keys, settings, stop=stop)
+        except Exception as exc:  # logged and retried next round; never kills the server
+            log.error("webhook delivery failed", extra={"error_type": type(exc).__name__})
+        await asyncio.sleep(settings.webhook_poll_seconds)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -87,7 +103,33 @@ def create_app(
             if settings.purge_interval_seconds > 0
             else None
         )
+        stop_worker = threading.Event()
+        worker = None
+        if settings.batch_worker:
+            worker = threading.Thread(
+                target=batches.run_worker,
+                args=(db, kb, app.state.keys, stop_worker),
+                name="batch-worker",
+                daemon=True,
+            )
+            worker.start()
+        stop_webhooks = threading.Event()
+        deliverer = (
+            asyncio.create_task(
+                _deliver_webhooks_periodically(db, app.state.keys, settings, stop_webhooks)
+            )
+            if settings.webhook_poll_seconds > 0
+            else None
+        )
         yield
+        stop_webhooks.set()  # the thread ends after the delivery in hand
+        if deliverer is not None:
+            deliverer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await deliverer
+        stop_worker.set()
+        if worker is not None:  # it finishes the chunk in hand; unfinished claims expire
+            await asyncio.to_thread(worker.join)
         if purger is not None:
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -128,10 +170,12 @@ def create_app(
         health_api.router,
         auth_api.router,
         screenings_api.router,
+        batches_api.router,
         knowledge_api.router,
         clients_api.router,
         tenant_api.router,
         audit_api.router,
+        webhooks_api.router,
     ):
         app.include_router(router)
 
@@ -143,6 +187,10 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
             expose_headers=["Location", "X-Request-ID", "ETag", "Retry-After"],
         )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        larger={"/v1/batches": settings.max_batch_bytes},
+    )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator
@@ -150,3 +151,96 @@ class AuditEvent(SQLModel, table=True):
     object_type: str = Field(max_length=32)
     object_id: uuid.UUID | None = None
     outcome: str = Field(max_length=32)
+
+
+class Batch(SQLModel, table=True):
+    """A batch upload: its items wait in ``batch_items`` until a worker screens them."""
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_batches_tenant_idempotency"),
+        Index("ix_batches_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", ondelete="CASCADE")
+    client_id: str = Field(max_length=64)  # who uploaded it: results are stored as theirs
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    state: str = Field(max_length=16)  # queued | running | completed | failed | cancelled
+    total: int
+    invalid: int
+    done: int = 0
+    failed: int = 0
+    started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    upload_digest: str | None = Field(default=None, max_length=64)  # keyed, never plain
+
+
+class BatchItem(SQLModel, table=True):
+    """One item of a batch. Its request (and client_ref) are sealed with the batch's key until
+    a worker has screened it; then only the screening's id, flag, score and indicator codes stay
+    here, and the request lives sealed in the screening."""
+
+    __tablename__ = "batch_items"
+    __table_args__ = (
+        Index("ix_batch_items_batch_row", "batch_id", "row"),
+        Index("ix_batch_items_claim", "state", "claim_expires_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    batch_id: uuid.UUID = Field(foreign_key="batches.id", ondelete="CASCADE")
+    tenant_id: uuid.UUID
+    row: int
+    state: str = Field(max_length=16)  # pending | claimed | done | invalid | error | cancelled
+    client_ref_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    request_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    problems: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    screening_id: uuid.UUID | None = None
+    flag: str | None = Field(default=None, max_length=16)
+    score: int | None = None
+    top_indicators: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claim_expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    attempts: int = 0
+
+
+class Webhook(SQLModel, table=True):
+    """A tenant's endpoint for signed event notifications. The signing secret is sealed with
+    the webhook's own key (``subject_keys``), which is destroyed when the webhook is deleted."""
+
+    __tablename__ = "webhooks"
+    __table_args__ = (Index("ix_webhooks_tenant_created", "tenant_id", "created_at", "id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", ondelete="CASCADE")
+    url: str = Field(sa_column=Column(String(2000), nullable=False))
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    secret_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    disabled: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one webhook (the outbox): written in the transaction that caused the
+    event, sent and retried by the delivery loop. The payload holds ids and counts, never
+    personal data; ``last_error`` is a short constant, never a response body."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_webhook_created", "webhook_id", "created_at", "id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    webhook_id: uuid.UUID = Field(foreign_key="webhooks.id", ondelete="CASCADE")
+    tenant_id: uuid.UUID
+    event: str = Field(max_length=64)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(max_length=16)  # pending | delivered | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

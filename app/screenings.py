@@ -17,12 +17,12 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col
 
-from app import audit
+from app import audit, webhooks
 from app.auth import Principal
 from app.engine import ScreeningInput, screen
 from app.errors import Conflict, Gone, Unprocessable
 from app.kb.loader import KnowledgeBase
-from app.keys import KeyRing, KeyUnavailable
+from app.keys import KeyRing, KeyUnavailable, SubjectKeyHandle
 from app.models import Screening, utcnow
 from app.pagination import keyset_page
 from app.tenancy import get_owned, owned
@@ -92,27 +92,15 @@ def create(
         existing = _by_key(session, principal.tenant_id, idempotency_key)
         if existing is not None:
             return _replay(session, keys, existing, request_json), False
-    result = screen(request, kb)
-    result_json = result.model_dump_json()
+    computed = compute(request, kb, request_json)
+    result_json = computed.result_json
     created_at = utcnow()
     if not store:
         return StoredScreening(id=None, created_at=created_at, result_json=result_json), True
     screening_id = uuid.uuid4()
     key = keys.new_subject_key(session, principal.tenant_id, screening_id, TABLE)
-    row = {
-        "id": screening_id,
-        "tenant_id": principal.tenant_id,
-        "created_at": created_at,
-        "flag": result.flag.value,
-        "score": result.score,
-        "issuing_country": request.effective()[1].issuing_country,
-        "engine_version": result.engine_version,
-        "kb_version": result.knowledge_base.version,
-        "kb_sha256": result.knowledge_base.sha256,
-        "request_sealed": key.seal("request", request_json),
-        "result_sealed": key.seal("result", result_json.encode()),
-        "idempotency_key": idempotency_key,
-    }
+    row = _row(principal, key, created_at, computed)
+    row["idempotency_key"] = idempotency_key
     if idempotency_key is None:
         session.connection().execute(_INSERT_SCREENING, row)
     else:
@@ -128,7 +116,84 @@ def create(
             KeyRing.shred(session, principal.tenant_id, [screening_id])
             return _replay(session, keys, winner, request_json), False
     audit.record(session, principal, "screening.created", screening_id)
+    webhooks.screening_created(
+        session, principal.tenant_id, screening_id, computed.flag, computed.score, created_at
+    )
     return StoredScreening(id=screening_id, created_at=created_at, result_json=result_json), True
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """A screening's result as stored: the JSON and the clear metadata beside it. Small and
+    picklable, so a batch worker can compute it in another process."""
+
+    request_json: bytes
+    result_json: str
+    flag: str
+    score: int
+    issuing_country: str | None
+    engine_version: str
+    kb_version: str
+    kb_sha256: str
+    top_indicators: tuple[str, ...]
+
+
+TOP_INDICATORS = 3
+
+
+def compute(
+    request: ScreeningInput, kb: KnowledgeBase, request_json: bytes | None = None
+) -> Computed:
+    result = screen(request, kb)
+    ranked = sorted(result.indicators, key=lambda i: -i.points)
+    return Computed(
+        request_json=request_json or request.model_dump_json(exclude_none=True).encode(),
+        result_json=result.model_dump_json(),
+        flag=result.flag.value,
+        score=result.score,
+        issuing_country=request.effective()[1].issuing_country,
+        engine_version=result.engine_version,
+        kb_version=result.knowledge_base.version,
+        kb_sha256=result.knowledge_base.sha256,
+        top_indicators=tuple(i.code for i in ranked[:TOP_INDICATORS]),
+    )
+
+
+def store_computed(
+    session: Session, principal: Principal, keys: KeyRing, computed: list[Computed]
+) -> list[uuid.UUID]:
+    """Store screenings computed outside the transaction (the batch worker does the CPU work
+    first and holds the write lock only to store), in a few statements. Audited like any
+    other."""
+    if not computed:
+        return []
+    ids = [uuid.uuid4() for _ in computed]
+    handles = keys.new_subject_keys(session, principal.tenant_id, ids, TABLE)
+    created_at = utcnow()
+    rows = [_row(principal, key, created_at, c) for key, c in zip(handles, computed, strict=True)]
+    session.connection().execute(_INSERT_SCREENING, rows)
+    audit.record_many(session, principal.tenant_id, principal.client_id, "screening.created", ids)
+    return ids
+
+
+def _row(
+    principal: Principal, key: SubjectKeyHandle, created_at: datetime, c: Computed
+) -> dict[str, object]:
+    """A new screening's row, request and result sealed with its own key."""
+    return {
+        "id": key.object_id,
+        "tenant_id": principal.tenant_id,
+        "created_at": created_at,
+        "flag": c.flag,
+        "score": c.score,
+        "issuing_country": c.issuing_country,
+        "engine_version": c.engine_version,
+        "kb_version": c.kb_version,
+        "kb_sha256": c.kb_sha256,
+        "request_sealed": key.seal("request", c.request_json),
+        "result_sealed": key.seal("result", c.result_json.encode()),
+        "idempotency_key": None,
+    }
 
 
 def _by_key(session: Session, tenant_id: uuid.UUID, key: str) -> Screening | None:

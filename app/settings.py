@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     token_audience: str = "notice-screening-api"
     token_ttl_seconds: int = Field(default=900, ge=60, le=900)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Batch uploads (POST /v1/batches) may be larger: up to 50,000 items.
+    max_batch_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
+    # Every API process screens batch items in a background thread; more workers run with
+    # `python -m app worker` on any machine that shares the database.
+    batch_worker: bool = True
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     rate_limit_client: str = "1200/minute"
@@ -55,6 +60,12 @@ class Settings(BaseSettings):
     # purged. The server purges every purge_interval_seconds (0: never; run
     # `python -m app purge` from a scheduler instead).
     purge_interval_seconds: int = Field(default=3600, ge=0, le=7 * 86400)
+    # Webhooks (``app.webhooks``): deliveries to private, loopback, link-local and other
+    # non-public addresses are refused unless webhook_allow_private is set (tests, labs).
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=60)
+    # How often the server sends due deliveries (0: never; nothing is sent).
+    webhook_poll_seconds: float = Field(default=2, ge=0, le=3600)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

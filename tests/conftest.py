@@ -125,6 +125,11 @@ def settings(tmp_path: Path, signing_pem: str) -> Settings:
         data_dir=tmp_path,
         signing_key=SecretStr(signing_pem),
         max_body_bytes=64 * 1024,
+        # No background work in tests that start the lifespan (the fuzzer does): batch items
+        # and webhook deliveries are processed by the tests that are about them.
+        webhook_poll_seconds=0,
+        batch_worker=False,
+        purge_interval_seconds=0,
     )
 
 

@@ -33,6 +33,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "app.keys": ("app.api", "app.main", "app.settings", "fastapi", "starlette"),
     "app.retention": ("app.api", "app.main", "fastapi", "starlette"),
     "app.backup": ("app", "fastapi", "starlette", "sqlmodel", "sqlalchemy"),
+    "app.webhooks": ("app.api", "app.main", "fastapi", "starlette"),
+    "app.batches": ("app.api", "app.main", "fastapi", "starlette"),
+    "app.batch_io": ("app.api", "app.main", "app.db", "fastapi", "sqlmodel", "sqlalchemy"),
 }
 NOBODY_IMPORTS = ("app.api", "app.main")  # except main (api) and the CLI (main, for serving)
 

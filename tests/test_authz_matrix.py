@@ -40,8 +40,10 @@ SCREENING_BODY: dict[str, Any] = {
     "subject": {"occupation": "journalist", "nationalities": ["RU"]},
     "notice": {"type": "red_notice", "issuing_country": "RU", "charges": "fraud"},
 }
-# Objects whose ids belong to one tenant; the other kinds (knowledge) are shared by all.
-TENANT_OWNED = frozenset({"screening", "client"})
+WEBHOOK_BODY: dict[str, Any] = {"url": "https://ngo.example/hooks", "events": ["batch.completed"]}
+# Objects whose ids belong to one tenant; the other kinds (knowledge) are shared by all. A
+# delivery's id is "webhook id/delivery id", one part per path parameter.
+TENANT_OWNED = frozenset({"screening", "client", "batch", "webhook", "delivery"})
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,8 @@ class Entry:
     obj: str | None = None  # what the path id names: a key of the object makers below
     ok: int = 200  # the status for the right scope (protected) or for anyone (public)
     probe: str | None = None  # the URL to call for a public route whose path is a prefix
-    json: dict[str, Any] | None = field(default=None, hash=False)
+    json: Any = field(default=None, hash=False)
+    mutates: bool = False  # the allowed call changes the object: it gets a fresh one
 
 
 K = "/v1/knowledge"
@@ -91,7 +94,24 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/v1/clients/{id}"): Entry(Scope.TENANTS_ADMIN, obj="client"),
     ("GET", "/v1/audit"): Entry(Scope.TENANTS_ADMIN),
     ("GET", "/v1/tenant"): Entry(Scope.TENANTS_ADMIN),
+    # Batches.
+    ("POST", "/v1/batches"): Entry(Scope.BATCHES_WRITE, ok=202, json=[SCREENING_BODY]),
+    ("GET", "/v1/batches/template.csv"): Entry(Scope.BATCHES_WRITE),
+    ("GET", "/v1/batches/{batch_id}"): Entry(Scope.BATCHES_WRITE, obj="batch"),
+    ("GET", "/v1/batches/{batch_id}/results"): Entry(Scope.BATCHES_WRITE, obj="batch"),
+    ("POST", "/v1/batches/{batch_id}/cancel"): Entry(
+        Scope.BATCHES_WRITE, obj="batch", mutates=True
+    ),
     ("PUT", "/v1/tenant"): Entry(Scope.TENANTS_ADMIN, json={"retention_days": 365}),
+    # Webhooks (tenant administration).
+    ("POST", "/v1/webhooks"): Entry(Scope.TENANTS_ADMIN, ok=201, json=WEBHOOK_BODY),
+    ("GET", "/v1/webhooks"): Entry(Scope.TENANTS_ADMIN),
+    ("GET", "/v1/webhooks/{webhook_id}"): Entry(Scope.TENANTS_ADMIN, obj="webhook"),
+    ("DELETE", "/v1/webhooks/{webhook_id}"): Entry(Scope.TENANTS_ADMIN, obj="webhook", ok=204),
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): Entry(Scope.TENANTS_ADMIN, obj="webhook"),
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/resend"): Entry(
+        Scope.TENANTS_ADMIN, obj="delivery", ok=202
+    ),
 }
 
 
@@ -112,9 +132,25 @@ def served_routes(app: FastAPI) -> set[tuple[str, str]]:
 
 
 def fill(template: str, object_id: str) -> str:
+    """The template with its path parameters replaced by the parts of ``object_id``."""
     params = re.findall(r"\{[^}]+\}", template)
-    assert len(params) <= 1, f"{template}: teach the matrix about routes with several ids"
-    return template.replace(params[0], object_id) if params else template
+    if not params:
+        return template
+    parts = object_id.split("/")
+    assert len(parts) == len(params), f"{template}: {len(params)} ids, got {object_id!r}"
+    for param, part in zip(params, parts, strict=True):
+        template = template.replace(param, part)
+    return template
+
+
+def each(form: Callable[[str], str], object_id: str) -> str:
+    """``form`` applied to every part of a (composite) id."""
+    return "/".join(form(part) for part in object_id.split("/"))
+
+
+def missing_id(object_id: str) -> str:
+    """An id of the same shape that names nothing."""
+    return each(lambda _: str(uuid.uuid4()), object_id)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -136,6 +172,9 @@ class Objects:
         makers: dict[str, Callable[[], Awaitable[str]]] = {
             "screening": self._screening,
             "client": self._client,
+            "webhook": self._webhook,
+            "delivery": self._delivery,
+            "batch": self._batch,
         }
         kb_tables: dict[str, dict[str, Any]] = {
             "source": self.kb.sources,
@@ -159,15 +198,55 @@ class Objects:
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
 
+    async def _batch(self) -> str:
+        r = await self.client.post("/v1/batches", json=[SCREENING_BODY], headers=self.headers)
+        assert r.status_code == 202, r.text
+        return str(r.json()["id"])
+
     async def _client(self) -> str:
         made = make_client(self.database, self.creds.tenant)
         listing = (await self.client.get("/v1/clients", headers=self.headers)).json()["items"]
         return next(str(c["id"]) for c in listing if c["client_id"] == made.client_id)
 
+    async def _webhook(self) -> str:
+        r = await self.client.post("/v1/webhooks", json=WEBHOOK_BODY, headers=self.headers)
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    async def _delivery(self) -> str:
+        """A new webhook's first delivery: the webhook listens for new screenings."""
+        body = {**WEBHOOK_BODY, "events": ["screening.created"]}
+        r = await self.client.post("/v1/webhooks", json=body, headers=self.headers)
+        assert r.status_code == 201, r.text
+        webhook_id = str(r.json()["id"])
+        await self._screening()
+        r = await self.client.get(f"/v1/webhooks/{webhook_id}/deliveries", headers=self.headers)
+        assert r.status_code == 200, r.text
+        return f"{webhook_id}/{r.json()['items'][-1]['id']}"
+
+
+# Kinds without a GET of their own are read through a list.
+READ_ROUTES = {"delivery": "/v1/webhooks/{webhook_id}/deliveries"}
+
 
 def read_route(kind: str) -> str:
     """The GET template that reads an object of ``kind``."""
+    if kind in READ_ROUTES:
+        return READ_ROUTES[kind]
     return next(p for (m, p), e in MATRIX.items() if m == "GET" and e.obj == kind)
+
+
+def read_url(kind: str, object_id: str) -> str:
+    template = read_route(kind)
+    n = len(re.findall(r"\{[^}]+\}", template))
+    return fill(template, "/".join(object_id.split("/")[:n]))
+
+
+def view(kind: str, object_id: str, body: Any) -> Any:
+    """The part of a read's body that is the object (a delivery: its entry in the list)."""
+    if kind in READ_ROUTES:
+        return [item for item in body["items"] if item["id"] == object_id.split("/")[-1]]
+    return body
 
 
 def documented_scopes(operation: dict[str, Any]) -> list[str]:
@@ -201,8 +280,9 @@ async def test_every_route_is_classified_and_every_scope_is_enforced(
     single = {s: bearer(await token_for(client, tenant_a, scope=s)) for s in ALL_SCOPES}
     snapshots: dict[str, Any] = {}
     for kind in sorted({e.obj for e in MATRIX.values() if e.obj in TENANT_OWNED}):
-        url = fill(read_route(kind), await objects.get(kind))
-        snapshots[kind] = (await client.get(url, headers=full)).json()
+        object_id = await objects.get(kind)
+        r = await client.get(read_url(kind, object_id), headers=full)
+        snapshots[kind] = view(kind, object_id, r.json())
 
     checks = 0
     for (method, path), entry in sorted(MATRIX.items()):
@@ -221,7 +301,7 @@ async def test_every_route_is_classified_and_every_scope_is_enforced(
             object_id = ""
             if entry.obj is not None:
                 # The allowed DELETE erases a fresh object; every other call uses the shared one.
-                destructive = allowed and method == "DELETE"
+                destructive = allowed and (method == "DELETE" or entry.mutates)
                 object_id = await (objects.make if destructive else objects.get)(entry.obj)
             r = await client.request(
                 method, fill(path, object_id), headers=single[scope], json=entry.json
@@ -241,8 +321,9 @@ async def test_every_route_is_classified_and_every_scope_is_enforced(
 
     # The refused calls changed nothing: the shared objects read as before.
     for kind, before in snapshots.items():
-        r = await client.get(fill(read_route(kind), objects.shared[kind]), headers=full)
-        if r.status_code != 200 or r.json() != before:
+        object_id = objects.shared[kind]
+        r = await client.get(read_url(kind, object_id), headers=full)
+        if r.status_code != 200 or view(kind, object_id, r.json()) != before:
             mismatches.append(("GET", read_route(kind), "changed by refused calls", r.status_code))
 
     print(
@@ -290,12 +371,13 @@ async def test_other_tenants_ids_answer_exactly_like_missing_ones(
     kinds = sorted({e.obj for _, _, e in routes if e.obj})
     snapshots = {}
     for kind in kinds:
-        url = fill(read_route(kind), await objects.get(kind))
-        r = await client.get(url, headers=a)
+        object_id = await objects.get(kind)
+        r = await client.get(read_url(kind, object_id), headers=a)
         assert r.status_code == 200, (kind, r.text)
-        snapshots[kind] = r.json()
+        snapshots[kind] = view(kind, object_id, r.json())
+        assert snapshots[kind], (kind, "the object is not in what reads it")
         # Control: the comparison tells an existing object from a missing one.
-        missing = await client.get(fill(read_route(kind), str(uuid.uuid4())), headers=a)
+        missing = await client.get(read_url(kind, missing_id(object_id)), headers=a)
         assert _comparable(r) != _comparable(missing)
 
     requests = leaks = 0
@@ -307,14 +389,17 @@ async def test_other_tenants_ids_answer_exactly_like_missing_ones(
             # One request id for both calls, so the bodies can be compared byte for byte.
             headers = {**b, "X-Request-ID": uuid.uuid4().hex}
             theirs = await client.request(
-                method, fill(path, form(theirs_id)), headers=headers, json=entry.json
+                method, fill(path, each(form, theirs_id)), headers=headers, json=entry.json
             )
             missing = await client.request(
-                method, fill(path, form(str(uuid.uuid4()))), headers=headers, json=entry.json
+                method,
+                fill(path, each(form, missing_id(theirs_id))),
+                headers=headers,
+                json=entry.json,
             )
             requests += 2
             if theirs.status_code < 400 or any(
-                f(theirs_id) in theirs.text for f in ID_FORMS.values()
+                f(part) in theirs.text for f in ID_FORMS.values() for part in theirs_id.split("/")
             ):
                 leaks += 1
             if _comparable(theirs) != _comparable(missing):
@@ -325,8 +410,9 @@ async def test_other_tenants_ids_answer_exactly_like_missing_ones(
     # Tenant A's objects are untouched, including by the other tenant's DELETE calls.
     unchanged = 0
     for kind, before in snapshots.items():
-        r = await client.get(fill(read_route(kind), objects.shared[kind]), headers=a)
-        unchanged += r.status_code == 200 and r.json() == before
+        object_id = objects.shared[kind]
+        r = await client.get(read_url(kind, object_id), headers=a)
+        unchanged += r.status_code == 200 and view(kind, object_id, r.json()) == before
 
     print(
         f"SECMETRIC cross_tenant routes_with_id={len(routes)} requests={requests} "

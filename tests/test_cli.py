@@ -118,3 +118,35 @@ def test_keys_retention_backup_and_restore_commands(
     assert main(["set-retention", "ngo-one", "30"]) == 0
     assert main(["purge"]) == 0
     assert "purged 0 screenings" in capsys.readouterr().out
+
+
+def test_screen_a_file_locally(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+
+    items = [
+        {"client_ref": "a", "notice": {"issuing_country": "CN", "charges": "terrorism"}},
+        {"client_ref": "b", "notice": {"issuing_country": "FR", "charges": "armed robbery"}},
+        {"client_ref": "c", "notice": {"issuing_country": "not a country"}},
+    ]
+    source = tmp_path / "cases.ndjson"
+    source.write_text("\n".join(json.dumps(i) for i in items), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["screen", str(source)]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["client_ref"] for x in lines] == ["a", "b", "c"]
+    assert [x["state"] for x in lines] == ["done", "done", "invalid"]
+    assert lines[2]["problems"][0]["field"] == "notice.issuing_country"
+
+    out = tmp_path / "results.csv"
+    assert main(["screen", str(source), "--out", str(out)]) == 0
+    progress = capsys.readouterr().err
+    assert "3/3" in progress
+    assert "1 invalid" in progress
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [(r["client_ref"], r["flag"]) for r in rows[:2]] == [
+        ("a", lines[0]["flag"]),
+        ("b", lines[1]["flag"]),
+    ]
+    bad = tmp_path / "cases.txt"
+    bad.write_text("x", encoding="utf-8")
+    assert main(["screen", str(bad)]) == 2

@@ -318,9 +318,10 @@ def test_fuzz_reports_cross_tenant_reads_when_the_tenant_filter_is_removed(
         f"cross_tenant_hits={out.cross_tenant_hits}"
     )
     assert bola_found >= 1, out.messages
-    # Both kinds of tenant-owned object the first test judged are shown to be detectable.
+    # Both kinds of tenant-owned object the first test judged are shown to be detectable
+    # (batches and webhooks, looked up the same way, may leak too).
     leaked = {operation for operation, _ in out.failures[BOLA_CHECK]}
-    assert leaked == {"GET /v1/screenings/{screening_id}", "GET /v1/clients/{id}"}, out.messages
+    assert leaked >= {"GET /v1/screenings/{screening_id}", "GET /v1/clients/{id}"}, out.messages
     assert out.cross_tenant_hits >= 1, out.cross_tenant
     # The mutation leaks objects; it does not break the contract.
     assert out.count(SERVER_ERROR_CHECKS | SCHEMA_CHECKS) == 0, out.messages

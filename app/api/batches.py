@@ -1,0 +1,332 @@
+"""``/v1/batches``: upload many screening requests at once, follow them, download results."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from app import batch_io, batches
+from app.api.deps import ReadSession, WriteSession, require
+from app.api.problems import STANDARD_ERRORS, problem_response
+from app.auth import Principal, Scope
+from app.errors import BadRequest, NotAcceptable, UnsupportedMediaType
+from app.models import Batch, utcnow
+
+router = APIRouter(tags=["batches"], responses=STANDARD_ERRORS)
+Writer = Annotated[Principal, require(Scope.BATCHES_WRITE)]
+BatchId = Annotated[uuid.UUID, Path(description="The batch's id.")]
+
+UPLOAD_TYPES = ("application/json", "application/x-ndjson", "text/csv")
+# The default MAX_BATCH_BYTES, stated in the schema (413 above the configured value).
+MAX_UPLOAD_DOCUMENTED = 64 * 1024 * 1024
+RESULT_TYPES = ("application/json", "application/x-ndjson", "text/csv")
+CSV_RESULT_COLUMNS = (
+    "row",
+    "client_ref",
+    "state",
+    "screening_id",
+    "flag",
+    "score",
+    "top_indicators",
+    "problems",
+)
+
+
+class Counts(BaseModel):
+    total: int
+    invalid: int = Field(description="Refused at upload; their problems are in the results.")
+    pending: int
+    done: int
+    failed: int
+    cancelled: int
+
+
+class Timings(BaseModel):
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    items_per_second: float | None = Field(description="Screened items per second of running.")
+
+
+class BatchStatus(BaseModel):
+    id: uuid.UUID
+    state: str = Field(description="queued, running, completed, failed or cancelled.")
+    counts: Counts
+    progress: float = Field(ge=0, le=1, description="Share of the items no longer pending.")
+    timings: Timings
+    results_url: str
+
+
+class ItemProblem(BaseModel):
+    row: int
+    field: str
+    problem: str
+
+
+class ItemResultOut(BaseModel):
+    row: int
+    client_ref: str | None
+    state: str = Field(description="done, invalid, error, cancelled, or pending/claimed.")
+    screening_id: uuid.UUID | None
+    flag: str | None
+    score: int | None
+    top_indicators: list[str]
+    problems: list[ItemProblem]
+
+
+class ResultPage(BaseModel):
+    items: list[ItemResultOut]
+    next_cursor: str | None
+
+
+def _status(session: Any, batch: Batch) -> BatchStatus:
+    p = batches.progress(session, batch)
+    finished = batch.total - p.pending
+    rate = None
+    if batch.started_at is not None and p.done + p.failed:
+        end = batch.finished_at or utcnow()
+        seconds = (end - batch.started_at).total_seconds()
+        rate = round((p.done + p.failed) / seconds, 1) if seconds > 0 else None
+    return BatchStatus(
+        id=batch.id,
+        state=batch.state,
+        counts=Counts(
+            total=batch.total,
+            invalid=p.invalid,
+            pending=p.pending,
+            done=p.done,
+            failed=p.failed,
+            cancelled=p.cancelled,
+        ),
+        progress=round(finished / batch.total, 4) if batch.total else 1.0,
+        timings=Timings(
+            created_at=batch.created_at,
+            started_at=batch.started_at,
+            finished_at=batch.finished_at,
+            items_per_second=rate,
+        ),
+        results_url=f"/v1/batches/{batch.id}/results",
+    )
+
+
+@router.get(
+    "/v1/batches/template.csv",
+    summary="The CSV upload template",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "Header and one example row"}},
+    operation_id="batch_csv_template",
+)
+async def csv_template(_: Writer) -> Response:
+    return Response(
+        batch_io.csv_template(),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="batch-template.csv"'},
+    )
+
+
+@router.post(
+    "/v1/batches",
+    status_code=202,
+    response_model=BatchStatus,
+    summary="Upload a batch of screening requests",
+    description=(
+        "A JSON array, NDJSON (`application/x-ndjson`, one request per line) or CSV "
+        "(`text/csv`, columns as in `GET /v1/batches/template.csv`; list fields separated by "
+        f"`;`), up to {batch_io.MAX_ITEMS} items. Each JSON item is a screening request body "
+        "plus an optional `client_ref`. Invalid items are reported one by one in the results "
+        "and do not fail the batch; only an upload that cannot be read is refused. Screened "
+        "in the background; follow the Location."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {"type": "object"},
+                        "maxItems": batch_io.MAX_ITEMS,
+                    }
+                },
+                "application/x-ndjson": {
+                    "schema": {"type": "string", "maxLength": MAX_UPLOAD_DOCUMENTED}
+                },
+                "text/csv": {"schema": {"type": "string", "maxLength": MAX_UPLOAD_DOCUMENTED}},
+            },
+        }
+    },
+    responses={
+        200: {"description": "An idempotent replay", "model": BatchStatus},
+        415: problem_response("Not JSON, NDJSON or CSV"),
+    },
+    operation_id="create_batch",
+)
+async def create_batch(
+    request: Request,
+    principal: Writer,
+    session: WriteSession,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key", min_length=8, max_length=255, pattern=r"^[A-Za-z0-9._:-]+$"
+        ),
+    ] = None,
+) -> Any:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in UPLOAD_TYPES:
+        raise UnsupportedMediaType("Send application/json, application/x-ndjson or text/csv.")
+    upload = await request.body()
+    try:
+        items = batch_io.parse(upload, media_type)
+    except batch_io.UploadError as exc:
+        raise BadRequest(str(exc)) from None
+    batch, created = batches.create(
+        session,
+        principal,
+        request.app.state.keys,
+        items,
+        idempotency_key=idempotency_key,
+        upload=upload,
+    )
+    status = _status(session, batch)
+    return Response(
+        status.model_dump_json(),
+        status_code=202 if created else 200,
+        media_type="application/json",
+        headers={"Location": f"/v1/batches/{batch.id}"},
+    )
+
+
+@router.get(
+    "/v1/batches/{batch_id}",
+    response_model=BatchStatus,
+    summary="A batch's state, counts, progress and timings",
+    operation_id="read_batch",
+)
+async def read_batch(principal: Writer, session: ReadSession, batch_id: BatchId) -> BatchStatus:
+    return _status(session, batches.get(session, principal, batch_id))
+
+
+@router.post(
+    "/v1/batches/{batch_id}/cancel",
+    response_model=BatchStatus,
+    summary="Cancel a batch",
+    description="Pending items are cancelled; a chunk already being screened finishes.",
+    operation_id="cancel_batch",
+)
+async def cancel_batch(principal: Writer, session: WriteSession, batch_id: BatchId) -> BatchStatus:
+    batch = batches.cancel(session, principal, batch_id)
+    session.flush()
+    return _status(session, batch)
+
+
+def _out(r: batches.ItemResult) -> ItemResultOut:
+    return ItemResultOut(
+        row=r.row,
+        client_ref=r.client_ref,
+        state=r.state,
+        screening_id=r.screening_id,
+        flag=r.flag,
+        score=r.score,
+        top_indicators=r.top_indicators,
+        problems=[ItemProblem.model_validate(p) for p in r.problems],
+    )
+
+
+@router.get(
+    "/v1/batches/{batch_id}/results",
+    response_model=ResultPage,
+    summary="A batch's results",
+    description=(
+        "Chosen by `Accept`: `application/json` (default; cursor-paginated), "
+        "`application/x-ndjson` (every item, streamed) or `text/csv` (every item, streamed). "
+        "Each item carries its row, client_ref, state, screening id, flag, score and top "
+        "indicators, or its problems."
+    ),
+    responses={
+        200: {
+            "content": {"application/x-ndjson": {}, "text/csv": {}},
+            "description": "The results in the format asked for",
+        },
+        406: problem_response("None of the formats in Accept is offered"),
+    },
+    operation_id="batch_results",
+)
+async def batch_results(
+    request: Request,
+    principal: Writer,
+    session: ReadSession,
+    batch_id: BatchId,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size for JSON (1-1000).")] = 200,
+    cursor: Annotated[str | None, Query(max_length=6, pattern=r"^\d{1,6}$")] = None,
+) -> Any:
+    accept = request.headers.get("accept", "application/json")
+    wanted = _negotiate(accept)
+    batch = batches.get(session, principal, batch_id)  # 404 before any streaming starts
+    keys = request.app.state.keys
+    if wanted == "application/json":
+        page = batches.results(session, keys, batch, after_row=int(cursor or 0), limit=limit)
+        nxt = str(page[-1].row) if len(page) == limit else None
+        return ResultPage(items=[_out(r) for r in page], next_cursor=nxt)
+    db = request.app.state.db
+    rows = batches.all_results(db, keys, principal, batch.id)
+    if wanted == "application/x-ndjson":
+        return StreamingResponse(_ndjson(rows), media_type="application/x-ndjson")
+    return StreamingResponse(
+        _csv(rows),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="batch-{batch.id}.csv"'},
+    )
+
+
+def _negotiate(accept: str) -> str:
+    offered = [m.split(";")[0].strip().lower() for m in accept.split(",") if m.strip()]
+    for media in offered:
+        if media in RESULT_TYPES:
+            return media
+        if media in ("*/*", "application/*"):
+            return "application/json"
+    raise NotAcceptable("Ask for application/json, application/x-ndjson or text/csv.")
+
+
+def _ndjson(rows: Iterator[batches.ItemResult]) -> Iterator[bytes]:
+    for r in rows:
+        yield _out(r).model_dump_json().encode() + b"\n"
+
+
+def _cell(text: str) -> str:
+    """A spreadsheet must not run a client_ref as a formula (CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _csv(rows: Iterator[batches.ItemResult]) -> Iterator[bytes]:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_RESULT_COLUMNS)
+    for r in rows:
+        writer.writerow(
+            [
+                r.row,
+                _cell(r.client_ref or ""),
+                r.state,
+                r.screening_id or "",
+                r.flag or "",
+                "" if r.score is None else r.score,
+                ";".join(r.top_indicators),
+                json.dumps(r.problems, ensure_ascii=False) if r.problems else "",
+            ]
+        )
+        if out.tell() > 64 * 1024:
+            yield out.getvalue().encode()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue().encode()

@@ -1,0 +1,222 @@
+"""Batch uploads and downloads: JSON arrays, NDJSON and CSV, item by item. No framework.
+
+Parsing never fails on one bad item: each item becomes either a valid request or a list of
+problems (row, field, problem; never the submitted value). Only an upload that cannot be read
+at all (not UTF-8, not the declared format, too many items) is refused whole.
+
+CSV has one column per field (``CSV_COLUMNS``; ``GET /v1/batches/template.csv``); list fields
+hold their values separated by ``;``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.engine import ScreeningInput
+
+MAX_ITEMS = 50_000
+MAX_CLIENT_REF = 200
+LIST_SEPARATOR = ";"
+
+# column -> (section, field, kind); kind: text | list | bool | int
+CSV_COLUMNS: dict[str, tuple[str, str, str]] = {
+    "client_ref": ("", "client_ref", "text"),
+    "full_name": ("subject", "full_name", "text"),
+    "aliases": ("subject", "aliases", "list"),
+    "date_of_birth": ("subject", "date_of_birth", "text"),
+    "nationalities": ("subject", "nationalities", "list"),
+    "residence_country": ("subject", "residence_country", "text"),
+    "ethnicity": ("subject", "ethnicity", "text"),
+    "religion": ("subject", "religion", "text"),
+    "occupation": ("subject", "occupation", "text"),
+    "political_activity": ("subject", "political_activity", "text"),
+    "affiliations": ("subject", "affiliations", "list"),
+    "profile_tags": ("subject", "profile_tags", "list"),
+    "refugee_status": ("refugee_status", "status", "text"),
+    "refugee_granted_by": ("refugee_status", "granted_by", "text"),
+    "refugee_year": ("refugee_status", "year", "int"),
+    "left_requesting_country_year": ("subject", "left_requesting_country_year", "int"),
+    "notice_type": ("notice", "type", "text"),
+    "issuing_country": ("notice", "issuing_country", "text"),
+    "interpol_reference": ("notice", "interpol_reference", "text"),
+    "issued_date": ("notice", "issued_date", "text"),
+    "charges": ("notice", "charges", "text"),
+    "legal_provisions": ("notice", "legal_provisions", "list"),
+    "conviction_in_absentia": ("notice", "conviction_in_absentia", "bool"),
+    "warrant_authority": ("notice", "warrant_authority", "text"),
+    "public": ("notice", "public", "bool"),
+    "context": ("", "context", "text"),
+}
+_TRUE = {"true", "yes", "1", "y"}
+_FALSE = {"false", "no", "0", "n"}
+
+
+class UploadError(ValueError):
+    """The upload as a whole cannot be read; the message names the problem, not the data."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    row: int
+    field: str
+    problem: str
+
+
+@dataclass(slots=True)
+class Item:
+    row: int  # 1-based position in the upload (the line for NDJSON, the data row for CSV)
+    client_ref: str | None = None
+    request: ScreeningInput | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+def csv_template() -> str:
+    """The header row and one example row."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    example = {
+        "client_ref": "case-0001",
+        "ethnicity": "Uyghur",
+        "profile_tags": "activist;journalist",
+        "refugee_status": "recognised",
+        "refugee_granted_by": "DE",
+        "notice_type": "red_notice",
+        "issuing_country": "CN",
+        "charges": "participating in a terrorist organisation",
+        "legal_provisions": "Article 120 of the Criminal Law of the PRC",
+    }
+    writer.writerow([example.get(c, "") for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def parse(data: bytes, media_type: str) -> list[Item]:
+    """Items of an upload in ``application/json`` (an array), ``application/x-ndjson`` or
+    ``text/csv``."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UploadError("the upload is not UTF-8") from None
+    if media_type == "application/json":
+        raw = _json_array(text)
+    elif media_type in ("application/x-ndjson", "application/jsonl"):
+        raw = list(_ndjson(text))
+    elif media_type == "text/csv":
+        raw = list(_csv(text))
+    else:
+        raise UploadError("send application/json, application/x-ndjson or text/csv")
+    if not raw:
+        raise UploadError("the upload holds no items")
+    if len(raw) > MAX_ITEMS:
+        raise UploadError(f"at most {MAX_ITEMS} items per batch")
+    return [_item(row, value) for row, value in raw]
+
+
+def _json_array(text: str) -> list[tuple[int, Any]]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise UploadError("the upload is not a JSON array") from None
+    if not isinstance(value, list):
+        raise UploadError("a JSON upload is an array of screening requests")
+    return list(enumerate(value, start=1))
+
+
+def _ndjson(text: str) -> Iterator[tuple[int, Any]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError:
+            yield number, _Unparseable()
+
+
+class _Unparseable:
+    """A line that is not JSON: reported as that item's problem, not the batch's."""
+
+
+def _csv(text: str) -> Iterator[tuple[int, Any]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is None:
+        raise UploadError("the CSV upload has no header row")
+    unknown = [c for c in reader.fieldnames if c not in CSV_COLUMNS]
+    if unknown:
+        raise UploadError(
+            f"unknown CSV column(s): {', '.join(sorted(unknown)[:5])}; see the template"
+        )
+    try:
+        for number, record in enumerate(reader, start=1):
+            yield number, _from_csv(record)
+    except csv.Error:
+        raise UploadError("the CSV upload is malformed") from None
+
+
+def _from_csv(record: dict[str, str | None]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for column, value in record.items():
+        if column is None or value is None or not value.strip():
+            continue
+        section, name, kind = CSV_COLUMNS[column]
+        converted: Any = value.strip()
+        if kind == "list":
+            converted = [v.strip() for v in value.split(LIST_SEPARATOR) if v.strip()]
+        elif kind == "bool":
+            lowered = converted.lower()
+            if lowered not in _TRUE | _FALSE:
+                problems.append((column, "expected true or false"))
+                continue
+            converted = lowered in _TRUE
+        elif kind == "int":
+            if not converted.isdigit():
+                problems.append((column, "expected a whole number"))
+                continue
+            converted = int(converted)
+        if section == "refugee_status":
+            body.setdefault("subject", {}).setdefault("refugee_status", {})[name] = converted
+        elif section:
+            body.setdefault(section, {})[name] = converted
+        else:
+            body[name] = converted
+    if problems:
+        body["__csv_problems__"] = problems
+    return body
+
+
+def _item(row: int, value: Any) -> Item:
+    item = Item(row=row)
+    if isinstance(value, _Unparseable):
+        item.problems.append(Problem(row, "", "this line is not JSON"))
+        return item
+    if not isinstance(value, dict):
+        item.problems.append(Problem(row, "", "an item is a JSON object"))
+        return item
+    value = dict(value)
+    for column, problem in value.pop("__csv_problems__", []):
+        item.problems.append(Problem(row, column, problem))
+    client_ref = value.pop("client_ref", None)
+    if client_ref is not None:
+        if not isinstance(client_ref, str) or not 1 <= len(client_ref) <= MAX_CLIENT_REF:
+            item.problems.append(
+                Problem(row, "client_ref", f"a string of 1 to {MAX_CLIENT_REF} characters")
+            )
+        else:
+            item.client_ref = client_ref
+    try:
+        request = ScreeningInput.model_validate(value)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            item.problems.append(Problem(row, where, error["msg"]))
+        return item
+    if not item.problems:
+        item.request = request
+    return item

@@ -1,0 +1,501 @@
+"""Batch screening: uploads become items in the database, which is the work queue.
+
+- ``create`` stores a batch and its items in one transaction: valid items ``pending`` with
+  their request sealed under the batch's own key, invalid ones ``invalid`` with their problems
+  (row, field, problem; never the value).
+- Workers (``run_worker``; a thread in every API process, ``python -m app worker`` for more)
+  ``claim`` a chunk of pending items with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+  so workers on many machines take disjoint items; SQLite has a single writer), screen them
+  outside any transaction, then ``_store`` the results in one transaction that first re-checks
+  the claims: an item whose lease expired and was taken over is not stored twice. A dead
+  worker's claims expire after ``LEASE`` and are claimed again.
+- A screened item becomes an ordinary screening (sealed with its own key, audited); the item
+  keeps only the screening's id, flag, score and top indicator codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, func, insert, or_, update
+from sqlmodel import Session, SQLModel, col, select
+
+from app import audit, screenings, webhooks
+from app.auth import Principal
+from app.batch_io import Item
+from app.db import Database
+from app.engine import ScreeningInput
+from app.errors import Unprocessable
+from app.kb.loader import KnowledgeBase
+from app.keys import KeyRing, KeyUnavailable, SubjectKeyHandle
+from app.models import Batch, BatchItem, utcnow
+from app.tenancy import get_owned, owned
+
+log = logging.getLogger(__name__)
+
+CHUNK = 200  # items per claim: stored in a handful of statements, a few milliseconds
+LEASE = timedelta(seconds=120)
+TABLE = "batch_items"
+_INSERT_ITEMS = insert(SQLModel.metadata.tables["batch_items"])
+
+
+class State:
+    QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = (
+        "queued",
+        "running",
+        "completed",
+        "failed",
+        "cancelled",
+    )
+
+
+class ItemState:
+    PENDING, CLAIMED, DONE, INVALID, ERROR, CANCELLED = (
+        "pending",
+        "claimed",
+        "done",
+        "invalid",
+        "error",
+        "cancelled",
+    )
+
+
+def _item_key(keys: KeyRing, session: Session, batch: Batch) -> SubjectKeyHandle:
+    return keys.subject_key(session, batch.tenant_id, batch.id, TABLE)
+
+
+# --- upload --------------------------------------------------------------------------------
+
+
+def create(
+    session: Session,
+    principal: Principal,
+    keys: KeyRing,
+    items: list[Item],
+    *,
+    idempotency_key: str | None,
+    upload: bytes,
+) -> tuple[Batch, bool]:
+    """Store a batch with its items; returns it and whether it is new (an Idempotency-Key
+    retry with the same upload returns the first batch; with another upload it is a 422)."""
+    digest = keys.fingerprint(principal.tenant_id, upload)
+    if idempotency_key is not None:
+        existing = session.exec(
+            owned(Batch, principal.tenant_id).where(Batch.idempotency_key == idempotency_key)
+        ).first()
+        if existing is not None:
+            if existing.upload_digest != digest:
+                raise Unprocessable(
+                    "This Idempotency-Key was used with a different upload.",
+                    extra={
+                        "errors": [
+                            {
+                                "loc": ["header", "Idempotency-Key"],
+                                "msg": "Key reused with a different upload",
+                                "type": "idempotency",
+                            }
+                        ]
+                    },
+                )
+            return existing, False
+    invalid = sum(1 for i in items if i.request is None)
+    batch = Batch(
+        tenant_id=principal.tenant_id,
+        client_id=principal.client_id,
+        state=State.QUEUED if invalid < len(items) else State.COMPLETED,
+        total=len(items),
+        invalid=invalid,
+        idempotency_key=idempotency_key,
+        upload_digest=digest,
+    )
+    if batch.state == State.COMPLETED:
+        batch.finished_at = batch.created_at
+    session.add(batch)
+    session.flush()
+    key = keys.new_subject_key(session, principal.tenant_id, batch.id, TABLE)
+    rows = []
+    for item in items:
+        item_id = uuid.uuid4()
+        rows.append(
+            {
+                "id": item_id,
+                "batch_id": batch.id,
+                "tenant_id": principal.tenant_id,
+                "row": item.row,
+                "state": ItemState.PENDING if item.request is not None else ItemState.INVALID,
+                "client_ref_sealed": (
+                    key.seal(f"client_ref.{item_id}", item.client_ref.encode())
+                    if item.client_ref is not None
+                    else None
+                ),
+                "request_sealed": (
+                    key.seal(
+                        f"request.{item_id}",
+                        item.request.model_dump_json(exclude_none=True).encode(),
+                    )
+                    if item.request is not None
+                    else None
+                ),
+                "problems": (
+                    [{"row": p.row, "field": p.field, "problem": p.problem} for p in item.problems]
+                    or None
+                ),
+                "attempts": 0,
+            }
+        )
+    for start in range(0, len(rows), 1000):
+        session.connection().execute(_INSERT_ITEMS, rows[start : start + 1000])
+    audit.record(session, principal, "batch.created", batch.id, object_type="batch")
+    return batch, True
+
+
+def get(session: Session, principal: Principal, batch_id: uuid.UUID) -> Batch:
+    return get_owned(session, Batch, batch_id, principal.tenant_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    pending: int
+    done: int
+    failed: int
+    invalid: int
+    cancelled: int
+
+
+def progress(session: Session, batch: Batch) -> Progress:
+    counts = dict(
+        session.exec(
+            select(BatchItem.state, func.count())
+            .where(BatchItem.batch_id == batch.id)
+            .group_by(BatchItem.state)
+        ).all()
+    )
+    return Progress(
+        pending=counts.get(ItemState.PENDING, 0) + counts.get(ItemState.CLAIMED, 0),
+        done=counts.get(ItemState.DONE, 0),
+        failed=counts.get(ItemState.ERROR, 0),
+        invalid=counts.get(ItemState.INVALID, 0),
+        cancelled=counts.get(ItemState.CANCELLED, 0),
+    )
+
+
+def cancel(session: Session, principal: Principal, batch_id: uuid.UUID) -> Batch:
+    """Stop a batch: pending items are cancelled; a chunk being screened still finishes."""
+    batch = get(session, principal, batch_id)
+    if batch.state in (State.QUEUED, State.RUNNING):
+        session.connection().execute(
+            update(BatchItem)
+            .where(col(BatchItem.batch_id) == batch.id, col(BatchItem.state) == ItemState.PENDING)
+            .values(state=ItemState.CANCELLED, request_sealed=None)
+        )
+        batch.state = State.CANCELLED
+        batch.finished_at = utcnow()
+        session.add(batch)
+        audit.record(session, principal, "batch.cancelled", batch.id, object_type="batch")
+    return batch
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    row: int
+    client_ref: str | None
+    state: str
+    screening_id: uuid.UUID | None
+    flag: str | None
+    score: int | None
+    top_indicators: list[str]
+    problems: list[dict[str, object]]
+
+
+def results(
+    session: Session, keys: KeyRing, batch: Batch, *, after_row: int, limit: int
+) -> list[ItemResult]:
+    """Items in upload order after ``after_row``, with their client_ref opened."""
+    rows = session.exec(
+        select(BatchItem)
+        .where(BatchItem.batch_id == batch.id, col(BatchItem.row) > after_row)
+        .order_by(col(BatchItem.row))
+        .limit(limit)
+    ).all()
+    key = None
+    out = []
+    for item in rows:
+        client_ref = None
+        if item.client_ref_sealed is not None:
+            key = key or _item_key(keys, session, batch)
+            client_ref = key.open(f"client_ref.{item.id}", item.client_ref_sealed).decode()
+        out.append(
+            ItemResult(
+                row=item.row,
+                client_ref=client_ref,
+                state=item.state,
+                screening_id=item.screening_id,
+                flag=item.flag,
+                score=item.score,
+                top_indicators=list(item.top_indicators or []),
+                problems=list(item.problems or []),
+            )
+        )
+    return out
+
+
+def all_results(
+    database: Database, keys: KeyRing, principal: Principal, batch_id: uuid.UUID, page: int = 500
+) -> Iterator[ItemResult]:
+    """Every item, a page per short read transaction (for streamed downloads)."""
+    after = 0
+    while True:
+        with database.session(write=False) as session:
+            batch = get(session, principal, batch_id)
+            chunk = results(session, keys, batch, after_row=after, limit=page)
+        yield from chunk
+        if len(chunk) < page:
+            return
+        after = chunk[-1].row
+
+
+# --- workers -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    item_id: uuid.UUID
+    batch_id: uuid.UUID
+    tenant_id: uuid.UUID
+    request_sealed: bytes
+
+
+def claim(database: Database, worker: str, *, now: datetime | None = None) -> list[Claimed]:
+    """Lease up to CHUNK pending items (or items whose lease expired) to ``worker``."""
+    now = now or utcnow()
+    with database.session() as session:
+        rows = session.exec(
+            select(BatchItem)
+            .where(
+                or_(
+                    col(BatchItem.state) == ItemState.PENDING,
+                    and_(
+                        col(BatchItem.state) == ItemState.CLAIMED,
+                        col(BatchItem.claim_expires_at) < now,
+                    ),
+                )
+            )
+            .order_by(col(BatchItem.batch_id), col(BatchItem.row))
+            .limit(CHUNK)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        session.connection().execute(
+            update(BatchItem)
+            .where(col(BatchItem.id).in_(ids))
+            .values(
+                state=ItemState.CLAIMED,
+                claimed_by=worker,
+                claim_expires_at=now + LEASE,
+                attempts=BatchItem.attempts + 1,
+            )
+        )
+        batch_ids = {r.batch_id for r in rows}
+        session.connection().execute(
+            update(Batch)
+            .where(col(Batch.id).in_(batch_ids), col(Batch.state) == State.QUEUED)
+            .values(state=State.RUNNING, started_at=now)
+        )
+        return [
+            Claimed(r.id, r.batch_id, r.tenant_id, r.request_sealed or b"")
+            for r in rows
+            if r.request_sealed is not None
+        ]
+
+
+def _compute(raw: bytes | None, kb: KnowledgeBase) -> screenings.Computed | None:
+    """One item's screening, or None when it cannot be read or does not validate."""
+    if raw is None:
+        return None
+    try:
+        return screenings.compute(ScreeningInput.model_validate_json(raw), kb)
+    except ValueError:
+        return None
+
+
+def process(
+    database: Database, kb: KnowledgeBase, keys: KeyRing, worker: str, claimed: list[Claimed]
+) -> int:
+    """Screen claimed items (no transaction held), then store them atomically. Returns how
+    many were stored by this worker."""
+    if not claimed:
+        return 0
+    raws: list[bytes | None] = []
+    with database.session(write=False) as session:
+        batch_keys: dict[uuid.UUID, SubjectKeyHandle] = {}
+        for c in claimed:
+            try:
+                if c.batch_id not in batch_keys:
+                    batch_keys[c.batch_id] = keys.subject_key(
+                        session, c.tenant_id, c.batch_id, TABLE
+                    )
+                raws.append(batch_keys[c.batch_id].open(f"request.{c.item_id}", c.request_sealed))
+            except KeyUnavailable:
+                raws.append(None)
+    computed = [_compute(raw, kb) for raw in raws]
+    for c, result in zip(claimed, computed, strict=True):
+        if result is None:
+            log.error("batch item cannot be screened", extra={"object_id": str(c.item_id)})
+    return _store(database, keys, worker, list(zip(claimed, computed, strict=True)))
+
+
+def _store(
+    database: Database,
+    keys: KeyRing,
+    worker: str,
+    computed: list[tuple[Claimed, screenings.Computed | None]],
+) -> int:
+    with database.session() as session:
+        ids = [c.item_id for c, _ in computed]
+        still_mine = set(
+            session.exec(
+                select(BatchItem.id)
+                .where(
+                    col(BatchItem.id).in_(ids),
+                    col(BatchItem.claimed_by) == worker,
+                    col(BatchItem.state) == ItemState.CLAIMED,
+                )
+                .with_for_update()
+            ).all()
+        )
+        # A late result of a worker whose lease was taken over is dropped here.
+        mine = [(c, r) for c, r in computed if c.item_id in still_mine]
+        batches = {
+            b.id: b
+            for b in session.exec(
+                select(Batch).where(col(Batch.id).in_({c.batch_id for c, _ in mine}))
+            ).all()
+        }
+        stored = 0
+        for batch_id, batch in batches.items():
+            updates: list[dict[str, object]] = []
+            ok = [(c, r) for c, r in mine if c.batch_id == batch_id and r is not None]
+            bad = [c for c, r in mine if c.batch_id == batch_id and r is None]
+            principal = Principal(batch.client_id, batch.tenant_id, frozenset(), "batch")
+            screening_ids = screenings.store_computed(
+                session, principal, keys, [r for _, r in ok if r is not None]
+            )
+            for (c, r), screening_id in zip(ok, screening_ids, strict=True):
+                assert r is not None
+                updates.append(
+                    _item_update(
+                        c.item_id,
+                        state=ItemState.DONE,
+                        screening_id=screening_id,
+                        flag=r.flag,
+                        score=r.score,
+                        top_indicators=list(r.top_indicators),
+                    )
+                )
+            updates += [
+                _item_update(
+                    c.item_id,
+                    state=ItemState.ERROR,
+                    problems=[{"row": 0, "field": "", "problem": "the item could not be screened"}],
+                )
+                for c in bad
+            ]
+            if updates:
+                session.connection().execute(_UPDATE_ITEM, updates)
+            stored += len(updates)
+            _advance(session, batch, len(ok), len(bad))
+    return stored
+
+
+_ITEM_COLUMNS = ("state", "screening_id", "flag", "score", "top_indicators", "problems")
+_UPDATE_ITEM = (
+    update(SQLModel.metadata.tables["batch_items"])
+    .where(SQLModel.metadata.tables["batch_items"].c.id == bindparam("item_id"))
+    .values(
+        request_sealed=None,
+        claimed_by=None,
+        claim_expires_at=None,
+        **{c: bindparam(f"new_{c}") for c in _ITEM_COLUMNS},
+    )
+)
+
+
+def _item_update(item_id: uuid.UUID, **values: object) -> dict[str, object]:
+    row: dict[str, object] = {f"new_{c}": values.get(c) for c in _ITEM_COLUMNS}
+    row["item_id"] = item_id
+    return row
+
+
+def _advance(session: Session, batch: Batch, done: int, failed: int) -> None:
+    batch.done += done
+    batch.failed += failed
+    remaining = session.exec(
+        select(func.count())
+        .select_from(BatchItem)
+        .where(
+            col(BatchItem.batch_id) == batch.id,
+            col(BatchItem.state).in_([ItemState.PENDING, ItemState.CLAIMED]),
+        )
+    ).one()
+    if remaining == 0 and batch.state == State.RUNNING:
+        batch.state = State.COMPLETED
+        batch.finished_at = utcnow()
+        audit.record_system(
+            session,
+            batch.tenant_id,
+            "system:batch-worker",
+            "batch.completed",
+            batch.id,
+            object_type="batch",
+        )
+        _announce_completion(session, batch)
+    session.add(batch)
+
+
+def _announce_completion(session: Session, batch: Batch) -> None:
+    """The ``batch.completed`` webhook, queued in the same transaction (outbox)."""
+    webhooks.enqueue(
+        session,
+        batch.tenant_id,
+        "batch.completed",
+        {
+            "batch_id": str(batch.id),
+            "state": batch.state,
+            "total": batch.total,
+            "done": batch.done,
+            "failed": batch.failed,
+            "invalid": batch.invalid,
+        },
+    )
+
+
+def work_once(database: Database, kb: KnowledgeBase, keys: KeyRing, worker: str) -> int:
+    """Claim and process one chunk; returns the number of items stored (0: nothing to do)."""
+    return process(database, kb, keys, worker, claim(database, worker))
+
+
+def run_worker(
+    database: Database,
+    kb: KnowledgeBase,
+    keys: KeyRing,
+    stop: threading.Event,
+    *,
+    worker: str | None = None,
+    idle_seconds: float = 0.5,
+) -> None:
+    """Work until ``stop`` is set: chunk after chunk while there is work, then poll."""
+    name = worker or f"worker-{uuid.uuid4().hex[:12]}"
+    while not stop.is_set():
+        try:
+            if work_once(database, kb, keys, name) == 0:
+                stop.wait(idle_seconds)
+        except Exception as exc:  # logged; the claims expire and are retried
+            log.error("batch worker error", extra={"error_type": type(exc).__name__})
+            stop.wait(idle_seconds)
