@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, func, insert, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
 from app import audit, screenings, webhooks
@@ -168,6 +169,16 @@ class Progress:
 
 
 def progress(session: Session, batch: Batch) -> Progress:
+    """Counts from the batch's own counters (kept by the worker in the same transactions as
+    the items); only a cancelled batch is counted item by item."""
+    if batch.state != State.CANCELLED:
+        return Progress(
+            pending=batch.total - batch.invalid - batch.done - batch.failed,
+            done=batch.done,
+            failed=batch.failed,
+            invalid=batch.invalid,
+            cancelled=0,
+        )
     counts = dict(
         session.exec(
             select(BatchItem.state, func.count())
@@ -212,33 +223,51 @@ class ItemResult:
     problems: list[dict[str, object]]
 
 
+_ITEMS = SQLModel.metadata.tables["batch_items"]
+_RESULTS = (
+    sa_select(
+        _ITEMS.c.id,
+        _ITEMS.c.row,
+        _ITEMS.c.state,
+        _ITEMS.c.client_ref_sealed,
+        _ITEMS.c.screening_id,
+        _ITEMS.c.flag,
+        _ITEMS.c.score,
+        _ITEMS.c.top_indicators,
+        _ITEMS.c.problems,
+    )
+    .where(_ITEMS.c.batch_id == bindparam("batch_id"), _ITEMS.c.row > bindparam("after_row"))
+    .order_by(_ITEMS.c.row)
+    .limit(bindparam("limit"))
+)
+
+
 def results(
     session: Session, keys: KeyRing, batch: Batch, *, after_row: int, limit: int
 ) -> list[ItemResult]:
     """Items in upload order after ``after_row``, with their client_ref opened."""
-    rows = session.exec(
-        select(BatchItem)
-        .where(BatchItem.batch_id == batch.id, col(BatchItem.row) > after_row)
-        .order_by(col(BatchItem.row))
-        .limit(limit)
-    ).all()
+    rows = (
+        session.connection()
+        .execute(_RESULTS, {"batch_id": batch.id, "after_row": after_row, "limit": limit})
+        .all()
+    )
     key = None
     out = []
-    for item in rows:
+    for item_id, row, state, ref_sealed, screening_id, flag, score, top, problems in rows:
         client_ref = None
-        if item.client_ref_sealed is not None:
+        if ref_sealed is not None:
             key = key or _item_key(keys, session, batch)
-            client_ref = key.open(f"client_ref.{item.id}", item.client_ref_sealed).decode()
+            client_ref = key.open(f"client_ref.{item_id}", ref_sealed).decode()
         out.append(
             ItemResult(
-                row=item.row,
+                row=row,
                 client_ref=client_ref,
-                state=item.state,
-                screening_id=item.screening_id,
-                flag=item.flag,
-                score=item.score,
-                top_indicators=list(item.top_indicators or []),
-                problems=list(item.problems or []),
+                state=state,
+                screening_id=screening_id,
+                flag=flag,
+                score=score,
+                top_indicators=list(top or []),
+                problems=list(problems or []),
             )
         )
     return out

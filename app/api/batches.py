@@ -299,8 +299,29 @@ def _negotiate(accept: str) -> str:
 
 
 def _ndjson(rows: Iterator[batches.ItemResult]) -> Iterator[bytes]:
-    for r in rows:
-        yield _out(r).model_dump_json().encode() + b"\n"
+    lines: list[str] = []
+    for r in rows:  # the same fields as ItemResultOut, without a model per line
+        lines.append(
+            json.dumps(
+                {
+                    "row": r.row,
+                    "client_ref": r.client_ref,
+                    "state": r.state,
+                    "screening_id": str(r.screening_id) if r.screening_id else None,
+                    "flag": r.flag,
+                    "score": r.score,
+                    "top_indicators": r.top_indicators,
+                    "problems": r.problems,
+                },
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+        )
+        if len(lines) >= 500:
+            yield ("\n".join(lines) + "\n").encode()
+            lines = []
+    if lines:
+        yield ("\n".join(lines) + "\n").encode()
 
 
 def _cell(text: str) -> str:
