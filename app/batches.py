@@ -31,7 +31,7 @@ from app.auth import Principal
 from app.batch_io import Item
 from app.db import Database
 from app.engine import ScreeningInput
-from app.errors import Unprocessable
+from app.errors import idempotency_key_reused
 from app.kb.loader import KnowledgeBase
 from app.keys import KeyRing, KeyUnavailable, SubjectKeyHandle
 from app.models import Batch, BatchItem, utcnow
@@ -91,18 +91,7 @@ def create(
         ).first()
         if existing is not None:
             if existing.upload_digest != digest:
-                raise Unprocessable(
-                    "This Idempotency-Key was used with a different upload.",
-                    extra={
-                        "errors": [
-                            {
-                                "loc": ["header", "Idempotency-Key"],
-                                "msg": "Key reused with a different upload",
-                                "type": "idempotency",
-                            }
-                        ]
-                    },
-                )
+                raise idempotency_key_reused("upload")
             return existing, False
     invalid = sum(1 for i in items if i.request is None)
     batch = Batch(

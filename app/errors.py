@@ -91,6 +91,22 @@ class Unprocessable(AppError):
     status, slug = 422, "validation"
 
 
+def idempotency_key_reused(what: str) -> Unprocessable:
+    """The 422 for an Idempotency-Key sent again with another ``what`` (body, upload)."""
+    return Unprocessable(
+        f"This Idempotency-Key was used with a different {what}.",
+        extra={
+            "errors": [
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "msg": f"Key reused with a different {what}",
+                    "type": "idempotency",
+                }
+            ]
+        },
+    )
+
+
 class TooManyRequests(AppError):
     status, slug = 429, "rate-limited"
 

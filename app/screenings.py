@@ -20,7 +20,7 @@ from sqlmodel import Session, SQLModel, col
 from app import audit, webhooks
 from app.auth import Principal
 from app.engine import ScreeningInput, screen
-from app.errors import Conflict, Gone, Unprocessable
+from app.errors import Conflict, Gone, idempotency_key_reused
 from app.kb.loader import KnowledgeBase
 from app.keys import KeyRing, KeyUnavailable, SubjectKeyHandle
 from app.models import Screening, utcnow
@@ -205,18 +205,7 @@ def _replay(
 ) -> StoredScreening:
     first = _open(session, keys, row, "request", row.request_sealed)
     if not hmac.compare_digest(first, request_json):
-        raise Unprocessable(
-            "This Idempotency-Key was used with a different request body.",
-            extra={
-                "errors": [
-                    {
-                        "loc": ["header", "Idempotency-Key"],
-                        "msg": "Key reused with a different body",
-                        "type": "idempotency",
-                    }
-                ]
-            },
-        )
+        raise idempotency_key_reused("request body")
     return _stored(session, keys, row)
 
 
