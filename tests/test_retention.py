@@ -101,3 +101,37 @@ async def test_tenant_settings_validate_and_need_the_admin_scope(
     assert (await client.get("/v1/tenant", headers=reader)).status_code == 403
     r = await client.put("/v1/tenant", json={"retention_days": 30}, headers=reader)
     assert r.status_code == 403
+
+
+async def test_finished_batches_past_the_period_are_purged_with_their_key(
+    app: Any, client: httpx.AsyncClient, auth_a: dict[str, str], database: Database
+) -> None:
+    from app import batches
+    from app.models import Batch, BatchItem
+
+    body = [{**BODY, "client_ref": "ref-1"}, {**BODY, "client_ref": "ref-2"}]
+    old = (await client.post("/v1/batches", json=body, headers=auth_a)).json()["id"]
+    running = (await client.post("/v1/batches", json=body, headers=auth_a)).json()["id"]
+    while batches.work_once(app.state.db, app.state.kb, app.state.keys, "t"):
+        pass
+    with database.session() as s:  # the first is old and finished; the second still running
+        s.connection().execute(
+            update(Batch)
+            .where(Batch.id.in_([uuid.UUID(old), uuid.UUID(running)]))  # type: ignore[attr-defined]
+            .values(created_at=utcnow() - timedelta(days=400))
+        )
+        s.connection().execute(
+            update(Batch).where(Batch.id == uuid.UUID(running)).values(state="running")  # type: ignore[arg-type]
+        )
+    retention.purge(database)
+    with database.session(write=False) as s:
+        left = {str(b) for b in s.exec(select(Batch.id)).all()}
+        items = s.exec(select(BatchItem.batch_id)).all()
+        keys = {str(k) for k in s.exec(select(SubjectKey.id)).all()}
+        purged = s.exec(select(AuditEvent).where(AuditEvent.action == "batch.purged")).all()
+    assert left == {running}
+    assert {str(i) for i in items} == {running}
+    assert old not in keys
+    assert running in keys
+    assert [str(e.object_id) for e in purged] == [old]
+    assert (await client.get(f"/v1/batches/{old}", headers=auth_a)).status_code == 404
