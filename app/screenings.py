@@ -40,7 +40,9 @@ class StoredScreening:
     def to_json(self) -> bytes:
         """The API representation: identity first, then the result's fields."""
         ident = f'"{self.id}"' if self.id is not None else "null"
-        head = f'{{"id":{ident},"created_at":"{self.created_at.isoformat()}",'
+        # The same RFC 3339 form pydantic writes elsewhere in the API ("Z" for UTC).
+        stamp = self.created_at.isoformat().replace("+00:00", "Z")
+        head = f'{{"id":{ident},"created_at":"{stamp}",'
         return (head + self.result_json[1:]).encode()
 
 
