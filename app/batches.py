@@ -285,7 +285,7 @@ class Claimed:
     item_id: uuid.UUID
     batch_id: uuid.UUID
     tenant_id: uuid.UUID
-    request_sealed: bytes
+    request_sealed: bytes | None  # None only if the row was damaged: the item then fails
 
 
 def claim(database: Database, worker: str, *, now: datetime | None = None) -> list[Claimed]:
@@ -326,11 +326,7 @@ def claim(database: Database, worker: str, *, now: datetime | None = None) -> li
             .where(col(Batch.id).in_(batch_ids), col(Batch.state) == State.QUEUED)
             .values(state=State.RUNNING, started_at=now)
         )
-        return [
-            Claimed(r.id, r.batch_id, r.tenant_id, r.request_sealed or b"")
-            for r in rows
-            if r.request_sealed is not None
-        ]
+        return [Claimed(r.id, r.batch_id, r.tenant_id, r.request_sealed) for r in rows]
 
 
 def _compute(raw: bytes | None, kb: KnowledgeBase) -> screenings.Computed | None:
@@ -359,7 +355,11 @@ def process(
                     batch_keys[c.batch_id] = keys.subject_key(
                         session, c.tenant_id, c.batch_id, TABLE
                     )
-                raws.append(batch_keys[c.batch_id].open(f"request.{c.item_id}", c.request_sealed))
+                sealed = c.request_sealed
+                if sealed is None:
+                    raws.append(None)
+                    continue
+                raws.append(batch_keys[c.batch_id].open(f"request.{c.item_id}", sealed))
             except KeyUnavailable:
                 raws.append(None)
     computed = [_compute(raw, kb) for raw in raws]

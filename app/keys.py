@@ -168,23 +168,12 @@ class KeyRing:
         self, session: Session, tenant_id: uuid.UUID, object_id: uuid.UUID, table: str
     ) -> SubjectKeyHandle:
         """Create, wrap and store a key for a new object, in the caller's transaction."""
-        version, tenant_key = self._current_tenant_key(session, tenant_id)
-        key = new_key()
-        session.connection().execute(
-            _INSERT_SUBJECT,
-            {
-                "id": object_id,
-                "tenant_id": tenant_id,
-                "tenant_key_version": version,
-                "wrapped": seal(tenant_key, key, _subject_aad(tenant_id, object_id, version)),
-            },
-        )
-        return SubjectKeyHandle(tenant_id, object_id, table, key)
+        return self.new_subject_keys(session, tenant_id, [object_id], table)[0]
 
     def new_subject_keys(
         self, session: Session, tenant_id: uuid.UUID, object_ids: list[uuid.UUID], table: str
     ) -> list[SubjectKeyHandle]:
-        """``new_subject_key`` for many objects of one tenant: one lookup, one insert."""
+        """Keys for new objects of one tenant: one tenant-key lookup, one insert."""
         if not object_ids:
             return []
         version, tenant_key = self._current_tenant_key(session, tenant_id)

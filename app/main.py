@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -54,35 +55,36 @@ TAGS = [
         "legal provisions and documented cases, with its version and content hash.",
     },
     {"name": "auth", "description": "OAuth2 client-credentials tokens."},
-    {"name": "tenants", "description": "Your tenant's API clients."},
+    {
+        "name": "tenants",
+        "description": "Your tenant's API clients, retention period and webhooks.",
+    },
     {"name": "operations", "description": "Health, readiness and metrics."},
 ]
 
 
-async def _purge_periodically(db: Database, interval: float) -> None:
-    """Purge expired screenings now and then every ``interval`` seconds, in a thread: each
-    batch is a short write transaction, so requests keep being served."""
+async def _periodically(what: str, interval: float, work: Callable[[], object]) -> None:
+    """Run ``work`` in a thread now and then every ``interval`` seconds until cancelled; its
+    transactions are short, so requests keep being served. Errors are logged and retried."""
     while True:
         try:
-            purged = await asyncio.to_thread(retention.purge, db)
-            if purged:
-                log.info("retention purge", extra={"count": sum(purged.values())})
-        except Exception as exc:  # logged and retried next round; never kills the server
-            log.error("retention purge failed", extra={"error_type": type(exc).__name__})
+            await asyncio.to_thread(work)
+        except Exception as exc:  # never kills the server
+            log.error(
+                "background work failed", extra={"where": what, "error_type": type(exc).__name__}
+            )
         await asyncio.sleep(interval)
 
 
-async def _deliver_webhooks_periodically(
-    db: Database, keys: KeyRing, settings: Settings, stop: threading.Event
-) -> None:
-    """Send due webhook deliveries every ``webhook_poll_seconds``, in a thread: claims and
-    outcomes are short write transactions, and no transaction is open while a request is."""
-    while True:
-        try:
-            await asyncio.to_thread(webhooks.deliver_due, db, keys, settings, stop=stop)
-        except Exception as exc:  # logged and retried next round; never kills the server
-            log.error("webhook delivery failed", extra={"error_type": type(exc).__name__})
-        await asyncio.sleep(settings.webhook_poll_seconds)
+def _every(what: str, interval: float, work: Callable[[], object]) -> asyncio.Task[None] | None:
+    return asyncio.create_task(_periodically(what, interval, work)) if interval > 0 else None
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def create_app(
@@ -98,10 +100,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         db.start()
-        purger = (
-            asyncio.create_task(_purge_periodically(db, settings.purge_interval_seconds))
-            if settings.purge_interval_seconds > 0
-            else None
+        purger = _every(
+            "retention purge", settings.purge_interval_seconds, partial(retention.purge, db)
         )
         stop_worker = threading.Event()
         worker = None
@@ -114,26 +114,18 @@ def create_app(
             )
             worker.start()
         stop_webhooks = threading.Event()
-        deliverer = (
-            asyncio.create_task(
-                _deliver_webhooks_periodically(db, app.state.keys, settings, stop_webhooks)
-            )
-            if settings.webhook_poll_seconds > 0
-            else None
+        deliverer = _every(
+            "webhook delivery",
+            settings.webhook_poll_seconds,
+            partial(webhooks.deliver_due, db, app.state.keys, settings, stop=stop_webhooks),
         )
         yield
         stop_webhooks.set()  # the thread ends after the delivery in hand
-        if deliverer is not None:
-            deliverer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await deliverer
+        await _cancel(deliverer)
         stop_worker.set()
         if worker is not None:  # it finishes the chunk in hand; unfinished claims expire
             await asyncio.to_thread(worker.join)
-        if purger is not None:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+        await _cancel(purger)
         if database is None:  # we opened it, we close it
             db.dispose()
 

@@ -9,6 +9,7 @@ server (``PURGE_INTERVAL_SECONDS``).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 
@@ -21,6 +22,7 @@ from app.keys import KeyRing
 from app.models import Batch, BatchItem, Screening, Tenant, utcnow
 
 BATCH = 200
+log = logging.getLogger(__name__)
 SYSTEM_ACTOR = "system:retention"
 
 
@@ -40,6 +42,8 @@ def purge(database: Database, *, now: datetime | None = None) -> dict[str, int]:
         if total:
             purged[name] = total
         _purge_uploads(database, tenant_id, now - timedelta(days=days))
+    if purged:
+        log.info("retention purge", extra={"count": sum(purged.values())})
     return purged
 
 

@@ -595,16 +595,3 @@ def deliver_due(
                         },
                     )
     return attempted
-
-
-def run_delivery_loop(
-    database: Database, keys: KeyRing, options: DeliveryOptions, stop_event: threading.Event
-) -> None:
-    """Deliver due events every ``webhook_poll_seconds`` until ``stop_event`` is set (for a
-    thread)."""
-    while not stop_event.is_set():
-        try:
-            deliver_due(database, keys, options, stop=stop_event)
-        except Exception as exc:  # logged and retried next round; never ends the loop
-            log.error("webhook delivery failed", extra={"error_type": type(exc).__name__})
-        stop_event.wait(options.webhook_poll_seconds)
