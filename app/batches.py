@@ -15,18 +15,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import and_, bindparam, func, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
-from app import audit, screenings, webhooks
+from app import audit, rescreen, screenings, webhooks
 from app.auth import Principal
 from app.batch_io import Item
 from app.db import Database
@@ -34,7 +36,8 @@ from app.engine import ScreeningInput
 from app.errors import idempotency_key_reused
 from app.kb.loader import KnowledgeBase
 from app.keys import KeyRing, KeyUnavailable, SubjectKeyHandle
-from app.models import Batch, BatchItem, utcnow
+from app.models import Batch, BatchItem, Screening, Tenant, utcnow
+from app.releases import Releases
 from app.tenancy import get_owned, owned
 
 log = logging.getLogger(__name__)
@@ -286,6 +289,7 @@ class Claimed:
     batch_id: uuid.UUID
     tenant_id: uuid.UUID
     request_sealed: bytes | None  # None only if the row was damaged: the item then fails
+    screening_id: uuid.UUID | None  # the screening a re-screen item re-screens
 
 
 def claim(database: Database, worker: str, *, now: datetime | None = None) -> list[Claimed]:
@@ -326,7 +330,9 @@ def claim(database: Database, worker: str, *, now: datetime | None = None) -> li
             .where(col(Batch.id).in_(batch_ids), col(Batch.state) == State.QUEUED)
             .values(state=State.RUNNING, started_at=now)
         )
-        return [Claimed(r.id, r.batch_id, r.tenant_id, r.request_sealed) for r in rows]
+        return [
+            Claimed(r.id, r.batch_id, r.tenant_id, r.request_sealed, r.screening_id) for r in rows
+        ]
 
 
 def _compute(raw: bytes | None, kb: KnowledgeBase) -> screenings.Computed | None:
@@ -340,12 +346,35 @@ def _compute(raw: bytes | None, kb: KnowledgeBase) -> screenings.Computed | None
 
 
 def process(
-    database: Database, kb: KnowledgeBase, keys: KeyRing, worker: str, claimed: list[Claimed]
+    database: Database, releases: Releases, keys: KeyRing, worker: str, claimed: list[Claimed]
 ) -> int:
     """Screen claimed items (no transaction held), then store them atomically. Returns how
     many were stored by this worker."""
     if not claimed:
         return 0
+    with database.session(write=False) as session:
+        kinds = {
+            batch_id: (kind, version)
+            for batch_id, kind, version in session.exec(
+                select(Batch.id, Batch.kind, Batch.kb_version).where(
+                    col(Batch.id).in_({c.batch_id for c in claimed})
+                )
+            ).all()
+        }
+    uploads = [c for c in claimed if kinds.get(c.batch_id, ("screen", None))[0] != "rescreen"]
+    again = [c for c in claimed if kinds.get(c.batch_id, ("screen", None))[0] == "rescreen"]
+    stored = 0
+    if uploads:
+        stored += _process_uploads(database, releases, keys, worker, uploads)
+    if again:
+        versions = {c.batch_id: kinds[c.batch_id][1] for c in again}
+        stored += _process_rescreens(database, releases, keys, worker, again, versions)
+    return stored
+
+
+def _process_uploads(
+    database: Database, releases: Releases, keys: KeyRing, worker: str, claimed: list[Claimed]
+) -> int:
     raws: list[bytes | None] = []
     with database.session(write=False) as session:
         batch_keys: dict[uuid.UUID, SubjectKeyHandle] = {}
@@ -362,6 +391,7 @@ def process(
                 raws.append(batch_keys[c.batch_id].open(f"request.{c.item_id}", sealed))
             except KeyUnavailable:
                 raws.append(None)
+    kb = releases.active()
     computed = [_compute(raw, kb) for raw in raws]
     for c, result in zip(claimed, computed, strict=True):
         if result is None:
@@ -376,26 +406,7 @@ def _store(
     computed: list[tuple[Claimed, screenings.Computed | None]],
 ) -> int:
     with database.session() as session:
-        ids = [c.item_id for c, _ in computed]
-        still_mine = set(
-            session.exec(
-                select(BatchItem.id)
-                .where(
-                    col(BatchItem.id).in_(ids),
-                    col(BatchItem.claimed_by) == worker,
-                    col(BatchItem.state) == ItemState.CLAIMED,
-                )
-                .with_for_update()
-            ).all()
-        )
-        # A late result of a worker whose lease was taken over is dropped here.
-        mine = [(c, r) for c, r in computed if c.item_id in still_mine]
-        batches = {
-            b.id: b
-            for b in session.exec(
-                select(Batch).where(col(Batch.id).in_({c.batch_id for c, _ in mine}))
-            ).all()
-        }
+        mine, batches = _still_held(session, worker, computed)
         stored = 0
         for batch_id, batch in batches.items():
             updates: list[dict[str, object]] = []
@@ -430,6 +441,205 @@ def _store(
             stored += len(updates)
             _advance(session, batch, len(ok), len(bad))
     return stored
+
+
+T = TypeVar("T")
+
+
+def _still_held(
+    session: Session, worker: str, computed: list[tuple[Claimed, T]]
+) -> tuple[list[tuple[Claimed, T]], dict[uuid.UUID, Batch]]:
+    """The claims this worker still holds (locked until the transaction ends) and their
+    batches. A late result of a worker whose lease was taken over is dropped here."""
+    ids = [c.item_id for c, _ in computed]
+    held = set(
+        session.exec(
+            select(BatchItem.id)
+            .where(
+                col(BatchItem.id).in_(ids),
+                col(BatchItem.claimed_by) == worker,
+                col(BatchItem.state) == ItemState.CLAIMED,
+            )
+            .with_for_update()
+        ).all()
+    )
+    mine = [(c, r) for c, r in computed if c.item_id in held]
+    batches = {
+        b.id: b
+        for b in session.exec(
+            select(Batch).where(col(Batch.id).in_({c.batch_id for c, _ in mine}))
+        ).all()
+    }
+    return mine, batches
+
+
+# --- re-screening after a knowledge-base release -------------------------------------------
+
+RESCREENER = "system:rescreen"
+
+
+@dataclass(frozen=True, slots=True)
+class _Again:
+    """A re-screen item's new result and the result it replaces."""
+
+    computed: screenings.Computed
+    before: dict[str, object]
+
+
+def _screening(session: Session, c: Claimed) -> Screening | None:
+    """The screening a re-screen item points at, within the item's tenant."""
+    if c.screening_id is None:
+        return None
+    query = owned(Screening, c.tenant_id).where(col(Screening.id) == c.screening_id)
+    return session.exec(query).first()
+
+
+def _process_rescreens(
+    database: Database,
+    releases: Releases,
+    keys: KeyRing,
+    worker: str,
+    claimed: list[Claimed],
+    versions: dict[uuid.UUID, str | None],
+) -> int:
+    inputs: list[tuple[bytes, dict[str, object]] | None] = []
+    with database.session(write=False) as session:
+        for c in claimed:
+            row = _screening(session, c)
+            if row is None:
+                inputs.append(None)  # erased since the batch was made
+                continue
+            try:
+                key = keys.subject_key(session, row.tenant_id, row.id, screenings.TABLE)
+                before = json.loads(key.open("result", row.result_sealed))
+                inputs.append((key.open("request", row.request_sealed), before))
+            except KeyUnavailable:
+                inputs.append(None)
+    out: list[tuple[Claimed, _Again | None]] = []
+    for c, found in zip(claimed, inputs, strict=True):
+        version = versions.get(c.batch_id)
+        kb = releases.get(version) if version else releases.active()
+        computed = None if found is None else _compute(found[0], kb)
+        out.append((c, None if computed is None else _Again(computed, found[1])))  # type: ignore[index]
+    with database.session() as session:
+        mine, batches = _still_held(session, worker, out)
+        stored = 0
+        for batch_id, batch in batches.items():
+            updates: list[dict[str, object]] = []
+            ok = failed = 0
+            for c, again in mine:
+                if c.batch_id != batch_id:
+                    continue
+                row = _screening(session, c)
+                if again is None or row is None:
+                    failed += 1
+                    updates.append(
+                        _item_update(
+                            c.item_id,
+                            state=ItemState.ERROR,
+                            screening_id=c.screening_id,
+                            problems=[
+                                {
+                                    "row": 0,
+                                    "field": "",
+                                    "problem": "the screening was erased or cannot be read",
+                                }
+                            ],
+                        )
+                    )
+                    continue
+                rescreen.apply(
+                    session,
+                    keys,
+                    row,
+                    again.computed,
+                    again.before,
+                    actor=RESCREENER,
+                    batch_id=batch_id,
+                )
+                ok += 1
+                updates.append(
+                    _item_update(
+                        c.item_id,
+                        state=ItemState.DONE,
+                        screening_id=row.id,
+                        flag=again.computed.flag,
+                        score=again.computed.score,
+                        top_indicators=list(again.computed.top_indicators),
+                    )
+                )
+            if updates:
+                session.connection().execute(_UPDATE_ITEM, updates)
+            stored += len(updates)
+            _advance(session, batch, ok, failed)
+    return stored
+
+
+def schedule_rescreens(session: Session, version: str, sha256: str) -> int:
+    """After ``version`` is activated: one re-screen batch per tenant that opted in, over its
+    screenings made with another release. Earlier re-screens still pending are cancelled (the
+    new release supersedes them). Returns the number of screenings queued."""
+    queued = 0
+    tenants = session.exec(select(Tenant.id).where(col(Tenant.rescreen_on_release))).all()
+    for tenant_id in tenants:
+        _supersede(session, tenant_id)
+        ids = list(
+            session.scalars(
+                owned(Screening, tenant_id)
+                .with_only_columns(col(Screening.id))
+                .where(col(Screening.kb_sha256) != sha256)
+                .order_by(col(Screening.created_at), col(Screening.id))
+            ).all()
+        )
+        if not ids:
+            continue
+        batch = Batch(
+            tenant_id=tenant_id,
+            client_id=RESCREENER,
+            state=State.QUEUED,
+            total=len(ids),
+            invalid=0,
+            kind="rescreen",
+            kb_version=version,
+        )
+        session.add(batch)
+        session.flush()
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "batch_id": batch.id,
+                "tenant_id": tenant_id,
+                "row": n,
+                "state": ItemState.PENDING,
+                "screening_id": screening_id,
+                "attempts": 0,
+            }
+            for n, screening_id in enumerate(ids, start=1)
+        ]
+        for start in range(0, len(rows), 1000):
+            session.connection().execute(_INSERT_ITEMS, rows[start : start + 1000])
+        audit.record_system(
+            session, tenant_id, RESCREENER, "batch.created", batch.id, object_type="batch"
+        )
+        queued += len(ids)
+    return queued
+
+
+def _supersede(session: Session, tenant_id: uuid.UUID) -> None:
+    pending = session.exec(
+        owned(Batch, tenant_id).where(
+            col(Batch.kind) == "rescreen", col(Batch.state).in_([State.QUEUED, State.RUNNING])
+        )
+    ).all()
+    for batch in pending:
+        session.connection().execute(
+            update(BatchItem)
+            .where(col(BatchItem.batch_id) == batch.id, col(BatchItem.state) == ItemState.PENDING)
+            .values(state=ItemState.CANCELLED)
+        )
+        batch.state = State.CANCELLED
+        batch.finished_at = utcnow()
+        session.add(batch)
 
 
 _ITEM_COLUMNS = ("state", "screening_id", "flag", "score", "top_indicators", "problems")
@@ -494,14 +704,14 @@ def _announce_completion(session: Session, batch: Batch) -> None:
     )
 
 
-def work_once(database: Database, kb: KnowledgeBase, keys: KeyRing, worker: str) -> int:
+def work_once(database: Database, releases: Releases, keys: KeyRing, worker: str) -> int:
     """Claim and process one chunk; returns the number of items stored (0: nothing to do)."""
-    return process(database, kb, keys, worker, claim(database, worker))
+    return process(database, releases, keys, worker, claim(database, worker))
 
 
 def run_worker(
     database: Database,
-    kb: KnowledgeBase,
+    releases: Releases,
     keys: KeyRing,
     stop: threading.Event,
     *,
@@ -512,7 +722,8 @@ def run_worker(
     name = worker or f"worker-{uuid.uuid4().hex[:12]}"
     while not stop.is_set():
         try:
-            if work_once(database, kb, keys, name) == 0:
+            releases.maybe_refresh()  # follow the active knowledge-base release
+            if work_once(database, releases, keys, name) == 0:
                 stop.wait(idle_seconds)
         except Exception as exc:  # logged; the claims expire and are retried
             log.error("batch worker error", extra={"error_type": type(exc).__name__})

@@ -211,6 +211,25 @@ def cmd_kb(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kb_bundle(settings: Settings, args: argparse.Namespace) -> int:
+    """A release directory as the body of ``POST /v1/knowledge/releases``, validated first."""
+    from app.kb.loader import DATA_DIR, KnowledgeBaseError, load_files, read_files
+
+    try:
+        files = read_files(Path(args.dir) if args.dir else DATA_DIR)
+        kb = load_files(files)
+    except KnowledgeBaseError as exc:
+        print(f"knowledge base invalid: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps({"files": files}, ensure_ascii=False, default=str, sort_keys=True)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text + "\n")
+    print(f"release {kb.version} sha256 {kb.sha256}", file=sys.stderr)
+    return 0
+
+
 def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
     from app.evaluate import EVAL_FILE, evaluate, load_cases
@@ -356,6 +375,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from app.kb.loader import load
     from app.keys import KeyRing
     from app.observability import configure_logging
+    from app.releases import Releases
 
     configure_logging(settings.log_level)
     stop = threading.Event()
@@ -363,7 +383,11 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     db = _db(settings)
     try:
-        run_worker(db, load(), KeyRing(settings.master_key_bytes()), stop, worker=args.name)
+        releases = Releases(load(), db, refresh_seconds=settings.kb_refresh_seconds)
+        releases.store_builtin()
+        releases.refresh()
+        keys = KeyRing(settings.master_key_bytes())
+        run_worker(db, releases, keys, stop, worker=args.name)
     finally:
         db.dispose()
     return 0
@@ -539,6 +563,12 @@ def build_parser() -> argparse.ArgumentParser:
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)
     kb_sub.add_parser("validate", help="validate the data files").set_defaults(func=cmd_kb)
     kb_sub.add_parser("stats", help="counts per kind and per country").set_defaults(func=cmd_kb)
+    bundle = kb_sub.add_parser(
+        "bundle", help="write a release directory as an upload for POST /v1/knowledge/releases"
+    )
+    bundle.add_argument("dir", nargs="?", help="the release directory (default: the built-in)")
+    bundle.add_argument("--out", help="write here instead of standard output")
+    bundle.set_defaults(func=cmd_kb_bundle)
     return parser
 
 

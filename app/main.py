@@ -21,6 +21,7 @@ from app.api import batches as batches_api
 from app.api import clients as clients_api
 from app.api import health as health_api
 from app.api import knowledge as knowledge_api
+from app.api import releases as releases_api
 from app.api import screenings as screenings_api
 from app.api import tenant as tenant_api
 from app.api import webhooks as webhooks_api
@@ -31,6 +32,7 @@ from app.kb.loader import load as load_kb
 from app.keys import KeyRing
 from app.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
 from app.ratelimit import Limits, RateLimiter, parse_limit
+from app.releases import Releases
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,10 +98,14 @@ def create_app(
     settings = settings or Settings()
     db = database or create_database(settings.effective_database_url, background_checkpoint=True)
     kb = knowledge_base or load_kb()
+    releases = Releases(kb, db, refresh_seconds=settings.kb_refresh_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         db.start()
+        await asyncio.to_thread(releases.store_builtin)
+        await asyncio.to_thread(releases.refresh)
+        follower = _every("knowledge refresh", settings.kb_refresh_seconds, releases.refresh)
         purger = _every(
             "retention purge", settings.purge_interval_seconds, partial(retention.purge, db)
         )
@@ -108,7 +114,7 @@ def create_app(
         if settings.batch_worker:
             worker = threading.Thread(
                 target=batches.run_worker,
-                args=(db, kb, app.state.keys, stop_worker),
+                args=(db, releases, app.state.keys, stop_worker),
                 name="batch-worker",
                 daemon=True,
             )
@@ -126,6 +132,7 @@ def create_app(
         if worker is not None:  # it finishes the chunk in hand; unfinished claims expire
             await asyncio.to_thread(worker.join)
         await _cancel(purger)
+        await _cancel(follower)
         if database is None:  # we opened it, we close it
             db.dispose()
 
@@ -140,7 +147,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.db = db
-    app.state.kb = kb
+    app.state.releases = releases  # .active(): the release screenings use now
     app.state.migration_head = migrate.head_revision()
     app.state.tokens = TokenService(
         settings.signing_key_pem(),
@@ -164,6 +171,7 @@ def create_app(
         screenings_api.router,
         batches_api.router,
         knowledge_api.router,
+        releases_api.router,
         clients_api.router,
         tenant_api.router,
         audit_api.router,
@@ -182,7 +190,10 @@ def create_app(
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
-        larger={"/v1/batches": settings.max_batch_bytes},
+        larger={
+            "/v1/batches": settings.max_batch_bytes,
+            "/v1/knowledge/releases": settings.max_release_bytes,
+        },
     )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app

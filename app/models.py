@@ -61,6 +61,8 @@ class Tenant(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     # Screenings older than this are purged (``app.retention``).
     retention_days: int = Field(default=DEFAULT_RETENTION_DAYS, ge=1, le=MAX_RETENTION_DAYS)
+    # Re-screen stored screenings when a knowledge-base release is activated (``app.rescreen``).
+    rescreen_on_release: bool = Field(default=False)
 
 
 class Client(SQLModel, table=True):
@@ -175,6 +177,8 @@ class Batch(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     idempotency_key: str | None = Field(default=None, max_length=255)
     upload_digest: str | None = Field(default=None, max_length=64)  # keyed, never plain
+    kind: str = Field(default="screen", max_length=16)  # screen | rescreen
+    kb_version: str | None = Field(default=None, max_length=32)  # a re-screen's target release
 
 
 class BatchItem(SQLModel, table=True):
@@ -244,3 +248,18 @@ class WebhookDelivery(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class KnowledgeRelease(SQLModel, table=True):
+    """A knowledge-base release: its files as gzipped canonical JSON. Not tenant data. The
+    active release is the one activated last; every process follows it (``app.releases``)."""
+
+    __tablename__ = "knowledge_releases"
+
+    version: str = Field(primary_key=True, max_length=32)
+    sha256: str = Field(max_length=64)
+    published: str = Field(max_length=10)
+    bundle: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    uploaded_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    uploaded_by: str = Field(max_length=64)
+    activated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

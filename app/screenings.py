@@ -217,6 +217,15 @@ def get(
     return _stored(session, keys, get_owned(session, Screening, screening_id, principal.tenant_id))
 
 
+def get_with_input(
+    session: Session, principal: Principal, keys: KeyRing, screening_id: uuid.UUID
+) -> tuple[StoredScreening, bytes]:
+    """The screening and the request it was computed from (the report and re-screening need
+    both)."""
+    row = get_owned(session, Screening, screening_id, principal.tenant_id)
+    return _stored(session, keys, row), _open(session, keys, row, "request", row.request_sealed)
+
+
 def list_page(
     session: Session,
     principal: Principal,

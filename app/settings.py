@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10, gt=0, le=60)
     # How often the server sends due deliveries (0: never; nothing is sent).
     webhook_poll_seconds: float = Field(default=2, ge=0, le=3600)
+    # How often each process asks the database which knowledge-base release is active
+    # (0: never; the process keeps the release it started with).
+    kb_refresh_seconds: float = Field(default=2, ge=0, le=3600)
+    # Knowledge-base release uploads (POST /v1/knowledge/releases), as uncompressed JSON.
+    max_release_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=128 * 1024 * 1024)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

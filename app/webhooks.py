@@ -73,6 +73,7 @@ USER_AGENT = "notice-screening-webhooks/1"
 class Event(StrEnum):
     BATCH_COMPLETED = "batch.completed"
     SCREENING_CREATED = "screening.created"
+    SCREENING_CHANGED = "screening.changed"
 
 
 class State(StrEnum):

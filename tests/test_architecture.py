@@ -35,6 +35,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "app.backup": ("app", "fastapi", "starlette", "sqlmodel", "sqlalchemy"),
     "app.webhooks": ("app.api", "app.main", "fastapi", "starlette"),
     "app.batches": ("app.api", "app.main", "fastapi", "starlette"),
+    "app.releases": ("app.api", "app.main", "app.batches", "fastapi", "starlette"),
+    "app.rescreen": ("app.api", "app.main", "app.batches", "fastapi", "starlette"),
     "app.batch_io": ("app.api", "app.main", "app.db", "fastapi", "sqlmodel", "sqlalchemy"),
 }
 NOBODY_IMPORTS = ("app.api", "app.main")  # except main (api) and the CLI (main, for serving)

@@ -28,7 +28,7 @@ from starlette.routing import Mount
 
 from app.auth import ALL_SCOPES, Scope
 from app.db import Database
-from app.kb.loader import KnowledgeBase
+from app.kb.loader import KnowledgeBase, read_files
 from tests.conftest import Credentials, make_client, token_for
 
 pytestmark = pytest.mark.anyio
@@ -77,6 +77,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("DELETE", "/v1/screenings/{screening_id}"): Entry(
         Scope.SCREENINGS_WRITE, obj="screening", ok=204
     ),
+    ("POST", "/v1/screenings/{screening_id}/rescreen"): Entry(
+        Scope.SCREENINGS_WRITE, obj="screening"
+    ),
     # The knowledge base, shared by all tenants.
     ("GET", K): Entry(Scope.KNOWLEDGE_READ),
     ("GET", K + "/sources"): Entry(Scope.KNOWLEDGE_READ),
@@ -89,6 +92,12 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", K + "/provisions/{provision_id}"): Entry(Scope.KNOWLEDGE_READ, obj="provision"),
     ("GET", K + "/cases"): Entry(Scope.KNOWLEDGE_READ),
     ("GET", K + "/cases/{case_id}"): Entry(Scope.KNOWLEDGE_READ, obj="case"),
+    # Releases: an empty upload passes authorization and is refused as invalid.
+    ("POST", K + "/releases"): Entry(Scope.KNOWLEDGE_ADMIN, ok=422, json={"files": {}}),
+    ("GET", K + "/releases"): Entry(Scope.KNOWLEDGE_READ),
+    ("GET", K + "/releases/{version}"): Entry(Scope.KNOWLEDGE_READ, obj="release"),
+    ("GET", K + "/releases/{version}/bundle"): Entry(Scope.KNOWLEDGE_READ, obj="release"),
+    ("POST", K + "/releases/{version}/activate"): Entry(Scope.KNOWLEDGE_ADMIN, obj="release"),
     # The tenant's own administration.
     ("GET", "/v1/clients"): Entry(Scope.TENANTS_ADMIN),
     ("GET", "/v1/clients/{id}"): Entry(Scope.TENANTS_ADMIN, obj="client"),
@@ -175,6 +184,7 @@ class Objects:
             "webhook": self._webhook,
             "delivery": self._delivery,
             "batch": self._batch,
+            "release": self._release,
         }
         kb_tables: dict[str, dict[str, Any]] = {
             "source": self.kb.sources,
@@ -197,6 +207,14 @@ class Objects:
         r = await self.client.post("/v1/screenings", json=SCREENING_BODY, headers=self.headers)
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
+
+    async def _release(self) -> str:
+        """The built-in release, uploaded (shared by all tenants, like the knowledge base)."""
+        r = await self.client.post(
+            "/v1/knowledge/releases", json={"files": read_files()}, headers=self.headers
+        )
+        assert r.status_code in (200, 201), r.text
+        return str(r.json()["version"])
 
     async def _batch(self) -> str:
         r = await self.client.post("/v1/batches", json=[SCREENING_BODY], headers=self.headers)

@@ -73,7 +73,7 @@ async def _upload(
 
 def _drain(app: Any) -> int:
     total = 0
-    while (n := batches.work_once(app.state.db, app.state.kb, app.state.keys, "test")) > 0:
+    while (n := batches.work_once(app.state.db, app.state.releases, app.state.keys, "test")) > 0:
         total += n
     return total
 
@@ -218,7 +218,7 @@ async def test_an_expired_claim_is_taken_over_and_stored_once(
     app: Any, client: httpx.AsyncClient, auth_a: dict[str, str], database: Database
 ) -> None:
     await _upload(client, auth_a, json.dumps(VALID).encode(), "application/json")
-    db, kb, keys = app.state.db, app.state.kb, app.state.keys
+    db, kb, keys = app.state.db, app.state.releases, app.state.keys
     slow = batches.claim(db, "slow")
     assert len(slow) == 3
     assert batches.claim(db, "other") == []  # leased: nobody else gets them
@@ -250,7 +250,7 @@ async def test_concurrent_workers_claim_disjoint_items(
     ids = [c.item_id for chunk in claimed.values() for c in chunk]
     assert len(ids) == len(set(ids)) == n  # every item claimed exactly once
     for name, chunk in claimed.items():
-        batches.process(app.state.db, app.state.kb, app.state.keys, name, chunk)
+        batches.process(app.state.db, app.state.releases, app.state.keys, name, chunk)
     assert _counts(database) == (n, n)
     print(
         f"SECMETRIC batch_claims dialect={database.writer.dialect.name} workers=4 items={n} "
@@ -276,11 +276,12 @@ def test_a_killed_worker_process_loses_and_duplicates_nothing(tmp_path: Path) ->
     from app.kb.loader import load
     from app.keys import KeyRing
     from app.models import Tenant
+    from app.releases import Releases
     from app.settings import Settings
 
     settings = Settings(data_dir=tmp_path, database_url=env["DATABASE_URL"])
     db = create_database(env["DATABASE_URL"])
-    keys, kb = KeyRing(settings.master_key_bytes()), load()
+    keys, kb = KeyRing(settings.master_key_bytes()), Releases(load())
     n = 600
     with db.session() as s:
         tenant = s.exec(select(Tenant)).one()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
 from app import migrate
@@ -16,7 +16,13 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('mig') / 'm.db'}"
     url: str = request.getfixturevalue("postgres_url")
-    migrate.downgrade(url, "base")  # the session database is migrated; start from empty
+    # The session database is migrated and may hold other tests' rows: empty it, then go down.
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+    engine.dispose()
+    migrate.downgrade(url, "base")
     return url
 
 

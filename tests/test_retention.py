@@ -85,7 +85,7 @@ async def test_shortening_the_period_purges_at_the_next_run(
     _age(database, sid, 40)
     assert retention.purge(database) == {}
     r = await client.put("/v1/tenant", json={"retention_days": 30}, headers=auth_a)
-    assert r.json() == {"name": "tenant-a", "retention_days": 30}
+    assert r.json() == {"name": "tenant-a", "retention_days": 30, "rescreen_on_release": False}
     assert (await client.get("/v1/tenant", headers=auth_a)).json()["retention_days"] == 30
     assert retention.purge(database) == {"tenant-a": 1}
 
@@ -112,7 +112,7 @@ async def test_finished_batches_past_the_period_are_purged_with_their_key(
     body = [{**BODY, "client_ref": "ref-1"}, {**BODY, "client_ref": "ref-2"}]
     old = (await client.post("/v1/batches", json=body, headers=auth_a)).json()["id"]
     running = (await client.post("/v1/batches", json=body, headers=auth_a)).json()["id"]
-    while batches.work_once(app.state.db, app.state.kb, app.state.keys, "t"):
+    while batches.work_once(app.state.db, app.state.releases, app.state.keys, "t"):
         pass
     with database.session() as s:  # the first is old and finished; the second still running
         s.connection().execute(

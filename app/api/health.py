@@ -47,7 +47,10 @@ def readyz(request: Request) -> Any:
             503, detail="The database schema is not at the latest migration.", request=request
         )
     return Ready(
-        status="ok", database="ok", migrations=str(current), knowledge_base=state.kb.version
+        status="ok",
+        database="ok",
+        migrations=str(current),
+        knowledge_base=state.releases.active().version,
     )
 
 

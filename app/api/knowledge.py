@@ -54,7 +54,7 @@ class KnowledgeInfo(BaseModel):
 
 
 def _kb(request: Request) -> KnowledgeBase:
-    kb: KnowledgeBase = request.app.state.kb
+    kb: KnowledgeBase = request.app.state.releases.active()
     return kb
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from app import screenings
+from app import rescreen, screenings
 from app.api.deps import ReadSession, WriteSession, require
 from app.api.examples import SCREENING_EXAMPLES
 from app.api.problems import STANDARD_ERRORS, problem_response
@@ -107,7 +107,7 @@ async def create_screening(
     idempotency_key: IdempotencyKey = None,
     store: Annotated[bool, Query(description="false: return the result, store nothing.")] = True,
 ) -> Any:
-    kb: KnowledgeBase = request.app.state.kb
+    kb: KnowledgeBase = request.app.state.releases.active()
     stored, created = screenings.create(
         session,
         principal,
@@ -191,3 +191,65 @@ async def erase_screening(
 ) -> Response:
     screenings.erase(session, principal, screening_id)
     return Response(status_code=204)
+
+
+class Rescreened(BaseModel):
+    screening: Screening = Field(description="The new result.")
+    diff: rescreen.Diff = Field(description="What changed against the stored result.")
+    stored: bool = Field(
+        description="True when the new result replaced the stored one (the active release); "
+        "false for a reproduction with `knowledge_base_version`."
+    )
+
+
+@router.post(
+    "/v1/screenings/{screening_id}/rescreen",
+    response_model=Rescreened,
+    summary="Re-screen a stored screening",
+    description=(
+        "Screens the stored input again and returns the new result with a diff against the "
+        "stored one (flag and score before and after; indicators, counter-indicators, "
+        "challenge grounds and sources added and removed). Against the active release the new "
+        "result replaces the stored one (audited; a changed flag sends `screening.changed`). "
+        "With `knowledge_base_version`, the input is screened against that stored release and "
+        "nothing is stored: this reproduces an earlier result."
+    ),
+    responses={
+        404: problem_response("No such screening, or no release with that version"),
+        410: problem_response("The stored data cannot be decrypted (erased key or tampered row)"),
+    },
+    operation_id="rescreen_screening",
+)
+async def rescreen_screening(
+    request: Request,
+    principal: Writer,
+    session: WriteSession,
+    screening_id: ScreeningId,
+    knowledge_base_version: Annotated[
+        str | None,
+        Query(
+            pattern=r"^\d+\.\d+\.\d+$",
+            max_length=32,
+            description="Screen against this stored release instead of the active one, "
+            "without storing.",
+        ),
+    ] = None,
+) -> Any:
+    stored, diff, replaced = rescreen.rescreen(
+        session,
+        principal,
+        request.app.state.keys,
+        request.app.state.releases,
+        screening_id,
+        version=knowledge_base_version,
+    )
+    body = (
+        b'{"screening":'
+        + stored.to_json()
+        + b',"diff":'
+        + diff.model_dump_json().encode()
+        + b',"stored":'
+        + (b"true" if replaced else b"false")
+        + b"}"
+    )
+    return _json(body, 200)

@@ -25,6 +25,9 @@ DeliveryId = Annotated[uuid.UUID, Path(description="The delivery's id.")]
 
 EVENTS_DOC = (
     "`screening.created`: a screening was stored (its id, flag, score and time). "
+    "`screening.changed`: a re-screen changed a stored screening's flag (its id, the batch "
+    "that re-screened it if any, and the diff: flags, scores, versions, indicator, ground and "
+    "source codes). "
     "`batch.completed`: a batch finished (its id and counts). Payloads never hold personal data."
 )
 SIGNING_DOC = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,13 +124,29 @@ def _read_yaml(path: Path) -> Any:
         raise KnowledgeBaseError(f"{path.name}: cannot be read as YAML: {exc}") from None
 
 
-def _files(root: Path, name: str) -> list[Path]:
-    """``name.yaml`` or every ``*.yaml`` in the folder ``name/``, in a stable order."""
-    single = root / f"{name}.yaml"
-    folder = root / name
-    found = [single] if single.is_file() else []
-    if folder.is_dir():
-        found += sorted(folder.glob("*.yaml"))
+Files = dict[str, Any]
+"""A release's content: each data file's relative POSIX path (``sources/asia.yaml``) mapped to
+its parsed content. Read from a directory (``read_files``) or from an uploaded bundle."""
+
+FILE_NAME = re.compile(r"^(?:[a-z0-9_-]+/){0,3}[a-z0-9_-]+\.yaml$")
+MAX_FILES = 500
+
+
+def read_files(root: Path = DATA_DIR) -> Files:
+    """Every ``*.yaml`` under ``root``, parsed, by relative path."""
+    return {
+        path.relative_to(root).as_posix(): _read_yaml(path) for path in sorted(root.rglob("*.yaml"))
+    }
+
+
+def _files(files: Files, name: str) -> list[str]:
+    """``name.yaml`` and every ``*.yaml`` directly in the folder ``name/``, in a stable order."""
+    single = f"{name}.yaml"
+    found = [single] if single in files else []
+    prefix = f"{name}/"
+    found += sorted(
+        rel for rel in files if rel.startswith(prefix) and "/" not in rel[len(prefix) :]
+    )
     return found
 
 
@@ -137,11 +154,10 @@ def _problems(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
-def _records(root: Path, name: str, model: type[M], key: str) -> dict[str, M]:
+def _records(files: Files, name: str, model: type[M], key: str) -> dict[str, M]:
     out: dict[str, M] = {}
-    for path in _files(root, name):
-        rel = path.relative_to(root).as_posix()
-        raw = _read_yaml(path)
+    for rel in _files(files, name):
+        raw = files[rel]
         if raw is None:
             continue
         if not isinstance(raw, list):
@@ -168,43 +184,56 @@ def _check_refs(where: str, refs: Iterable[str], known: dict[str, Any], kind: st
         raise KnowledgeBaseError(f"{where}: unknown {kind} {', '.join(missing)}")
 
 
-def canonical_sha256(root: Path = DATA_DIR) -> str:
-    """sha256 over the parsed content of every data file, independent of YAML formatting."""
+def canonical_sha256(content: Path | Files = DATA_DIR) -> str:
+    """sha256 over the parsed content of every data file, independent of YAML formatting (and
+    so the same for a directory and for the bundle made from it)."""
+    files = read_files(content) if isinstance(content, Path) else content
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.yaml")):
-        rel = path.relative_to(root).as_posix()
-        content = json.dumps(_read_yaml(path), sort_keys=True, ensure_ascii=False, default=str)
-        digest.update(rel.encode() + b"\0" + content.encode() + b"\0")
+    for rel in sorted(files):
+        text = json.dumps(files[rel], sort_keys=True, ensure_ascii=False, default=str)
+        digest.update(rel.encode() + b"\0" + text.encode() + b"\0")
     return digest.hexdigest()
 
 
 def load(root: Path = DATA_DIR) -> KnowledgeBase:
     """Load and validate a release directory. Raises :class:`KnowledgeBaseError`."""
-    release_raw = _read_yaml(root / "release.yaml") if (root / "release.yaml").is_file() else None
-    scoring_raw = _read_yaml(root / "scoring.yaml") if (root / "scoring.yaml").is_file() else None
+    return load_files(read_files(root))
+
+
+def load_files(files: Files) -> KnowledgeBase:
+    """Load and validate a release from its files (a directory read by ``read_files`` or an
+    uploaded bundle). Raises :class:`KnowledgeBaseError`; nothing half-loaded is returned."""
+    if len(files) > MAX_FILES:
+        raise KnowledgeBaseError(f"a release has at most {MAX_FILES} files")
+    for rel in files:
+        if not isinstance(rel, str) or not FILE_NAME.match(rel):
+            raise KnowledgeBaseError(
+                "file names are relative paths of lower-case words "
+                "(a-z, 0-9, _ and -) ending in .yaml"
+            )
     try:
-        release = Release.model_validate(release_raw)
+        release = Release.model_validate(files.get("release.yaml"))
     except ValidationError as exc:
         raise KnowledgeBaseError(f"release.yaml: {_problems(exc)}") from None
     try:
-        scoring = Scoring.model_validate(scoring_raw)
+        scoring = Scoring.model_validate(files.get("scoring.yaml"))
     except ValidationError as exc:
         raise KnowledgeBaseError(f"scoring.yaml: {_problems(exc)}") from None
 
-    groups = _records(root, "vocabularies/groups", Group, "id")
-    profile_tags = _records(root, "vocabularies/profile_tags", ProfileTag, "id")
-    categories = _records(root, "vocabularies/offence_categories", OffenceCategory, "id")
-    provisions = _records(root, "provisions", Provision, "id")
-    cues = _records(root, "vocabularies/cues", CueSet, "id")
-    sources = _records(root, "sources", Source, "id")
-    patterns = _records(root, "patterns", Pattern, "code")
-    cases = _records(root, "cases", Case, "id")
+    groups = _records(files, "vocabularies/groups", Group, "id")
+    profile_tags = _records(files, "vocabularies/profile_tags", ProfileTag, "id")
+    categories = _records(files, "vocabularies/offence_categories", OffenceCategory, "id")
+    provisions = _records(files, "provisions", Provision, "id")
+    cues = _records(files, "vocabularies/cues", CueSet, "id")
+    sources = _records(files, "sources", Source, "id")
+    patterns = _records(files, "patterns", Pattern, "code")
+    cases = _records(files, "cases", Case, "id")
     kb = KnowledgeBase(
         release=release,
-        sha256=canonical_sha256(root),
+        sha256=canonical_sha256(files),
         scoring=scoring,
         sources=sources,
-        countries=_records(root, "countries", Country, "iso2"),
+        countries=_records(files, "countries", Country, "iso2"),
         patterns=patterns,
         provisions=provisions,
         groups=groups,
