@@ -340,7 +340,8 @@ def _compute(raw: bytes | None, kb: KnowledgeBase) -> screenings.Computed | None
     if raw is None:
         return None
     try:
-        return screenings.compute(ScreeningInput.model_validate_json(raw), kb)
+        # ``raw`` is the request as the upload stored it (``model_dump_json``): kept as is.
+        return screenings.compute(ScreeningInput.model_validate_json(raw), kb, raw)
     except ValueError:
         return None
 

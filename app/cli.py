@@ -7,7 +7,9 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -161,18 +163,46 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from app.observability import configure_logging
 
     configure_logging(settings.log_level)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=None,
-        proxy_headers=False,
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=20,
-    )
+    workers = _start_batch_workers(settings.batch_worker_processes)
+    try:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=None,
+            proxy_headers=False,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=20,
+        )
+    finally:
+        _stop_batch_workers(workers)
     return 0
+
+
+def _start_batch_workers(n: int) -> list[subprocess.Popen[bytes]]:
+    """``python -m app worker`` processes beside the server, so batches use every core (the
+    server's own worker thread shares one interpreter with the event loop). Each stops with
+    the server, and on its own if the server dies (it watches its parent)."""
+    me = str(os.getpid())
+    return [
+        subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+            [sys.executable, "-m", "app", "worker", "--name", f"serve-{me}-{i}", "--parent", me]
+        )
+        for i in range(n)
+    ]
+
+
+def _stop_batch_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for proc in workers:
+        proc.terminate()  # SIGTERM: the chunk in hand is finished and stored
+    for proc in workers:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # its claims expire and are taken again
+            proc.kill()
+            proc.wait()
 
 
 def cmd_openapi(settings: Settings, _: argparse.Namespace) -> int:
@@ -369,7 +399,6 @@ def cmd_rotate_keys(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     import signal
-    import threading
 
     from app.batches import run_worker
     from app.kb.loader import load
@@ -381,6 +410,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if args.parent is not None:
+        threading.Thread(target=_watch_parent, args=(args.parent, stop), daemon=True).start()
     db = _db(settings)
     try:
         releases = Releases(load(), db, refresh_seconds=settings.kb_refresh_seconds)
@@ -391,6 +422,13 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         db.dispose()
     return 0
+
+
+def _watch_parent(parent: int, stop: threading.Event) -> None:
+    """Stop when the process that started this worker is gone (re-parented)."""
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            stop.set()
 
 
 _SCREEN_TYPES = {
@@ -528,6 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.set_defaults(func=cmd_screen)
 
     wk = sub.add_parser("worker", help="screen batch items until stopped (SIGTERM or Ctrl-C)")
+    wk.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # set by `serve`
     wk.add_argument("--name", help="a name for this worker in the claims (default: random)")
     wk.set_defaults(func=cmd_worker)
 

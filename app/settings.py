@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # Every API process screens batch items in a background thread; more workers run with
     # `python -m app worker` on any machine that shares the database.
     batch_worker: bool = True
+    # `python -m app serve` also starts this many worker processes beside the server (stopped
+    # with it), so batches use more than the one core an interpreter gets.
+    batch_worker_processes: int = Field(default=1, ge=0, le=64)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     rate_limit_client: str = "1200/minute"

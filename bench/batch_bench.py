@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/batch_bench.py [--items 10000] [--postgres URL]
 
-SQLite: one server process with its worker thread. With --postgres (a database URL whose
-database may be dropped and created), also: the server with no worker thread plus one, then
-two `python -m app worker` processes, to show how the work scales. Prints items/s for each.
+SQLite, in the same run: the server with only its worker thread (BATCH_WORKER_PROCESSES=0,
+the baseline), then as it starts by default (its thread plus one worker process). With
+--postgres (a database URL whose database may be dropped and created), also: the server with
+no worker thread plus one, then two `python -m app worker` processes, to show how the work
+scales. Prints items/s for each and the ratios.
 """
 
 from __future__ import annotations
@@ -129,8 +131,17 @@ def main() -> None:
         "RATE_LIMIT_CLIENT": "",
         "RATE_LIMIT_TENANT": "",
     }
-    env = {**base_env, "DATA_DIR": str(tmp / "s"), "DATABASE_URL": f"sqlite:///{tmp}/s/b.db"}
-    results["sqlite_server_worker"] = _run(env, 8811, 0, items, args.items)
+    for label, processes in (("sqlite_thread_only", "0"), ("sqlite_default", "1")):
+        env = {
+            **base_env,
+            "DATA_DIR": str(tmp / label),
+            "DATABASE_URL": f"sqlite:///{tmp}/{label}.db",
+            "BATCH_WORKER_PROCESSES": processes,
+        }
+        results[label] = _run(env, 8809 + int(processes), 0, items, args.items)
+    results["sqlite_default_vs_thread_only"] = round(
+        results["sqlite_default"]["items_per_s"] / results["sqlite_thread_only"]["items_per_s"], 2
+    )
     if args.postgres:
         from sqlalchemy import create_engine, text
         from sqlalchemy.engine import make_url
@@ -146,6 +157,7 @@ def main() -> None:
                 "DATA_DIR": str(tmp / f"p{workers}"),
                 "DATABASE_URL": args.postgres,
                 "BATCH_WORKER": "false",
+                "BATCH_WORKER_PROCESSES": "0",
             }
             results[f"postgres_{workers}_worker_processes"] = _run(
                 env, 8812 + workers, workers, items, args.items

@@ -336,3 +336,107 @@ async def test_the_csv_template_is_served_and_its_example_row_is_valid(
     assert item.problems == []
     assert item.request is not None
     assert item.client_ref == "case-0001"
+
+
+def _children_of(pid: int) -> list[int]:
+    """Processes whose command line says `serve` started them (``--parent PID``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"worker" in argv and b"--parent" in argv and str(pid).encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads process command lines from /proc")
+def test_serve_runs_worker_processes_that_stop_with_it(tmp_path: Path) -> None:
+    """`serve` with no worker thread but one worker process completes a batch; the worker
+    stops on the server's SIGTERM, and on its own when the server is killed."""
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/s.db",
+        "LOG_LEVEL": "WARNING",
+        "BATCH_WORKER": "false",
+        "BATCH_WORKER_PROCESSES": "1",
+    }
+    run = [sys.executable, "-m", "app"]
+    subprocess.run([*run, "migrate"], env=env, check=True, capture_output=True)
+    made = subprocess.run(
+        [*run, "create-client", "--tenant", "ngo", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    creds = json.loads(made.stdout)
+
+    def serve() -> tuple[subprocess.Popen[bytes], str]:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen(
+            [*run, "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/readyz").status_code == 200:
+                    return proc, base
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+    def gone(pids: list[int], within: float) -> bool:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if not any(Path(f"/proc/{p}").exists() for p in pids):
+                return True
+            time.sleep(0.1)
+        return False
+
+    proc, base = serve()
+    try:
+        children = _children_of(proc.pid)
+        assert len(children) == 1
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": creds["client_id"],
+            "client_secret": creds["client_secret"],
+        }
+        token = httpx.post(base + "/v1/auth/token", data=form).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        r = httpx.post(base + "/v1/batches", json=VALID * 20, headers=auth)
+        assert r.status_code == 202, r.text
+        deadline = time.monotonic() + 60
+        while (status := httpx.get(base + r.headers["location"], headers=auth).json())[
+            "state"
+        ] != "completed":
+            assert time.monotonic() < deadline, status
+            time.sleep(0.1)
+        assert status["counts"]["done"] == 60
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        assert gone(children, 10), "the worker outlived the server's SIGTERM"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    proc, _ = serve()
+    children = _children_of(proc.pid)
+    assert len(children) == 1
+    proc.kill()  # no chance to stop its workers
+    proc.wait()
+    assert gone(children, 10), "the worker outlived a killed server"

@@ -333,6 +333,7 @@ def test_a_second_process_follows_the_activation_within_seconds(
         SIGNING_KEY=signing_pem,
         KB_REFRESH_SECONDS="0.5",
         BATCH_WORKER="false",
+        BATCH_WORKER_PROCESSES="0",
         PYTHONUNBUFFERED="1",
     )
     run = [sys.executable, "-m", "app"]

@@ -79,6 +79,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, signing_pem: str) -> De
         RATE_LIMIT_TENANT="",
         SIGNING_KEY=signing_pem,
         PYTHONUNBUFFERED="1",
+        BATCH_WORKER_PROCESSES="0",
     )
     _cli(env, "migrate")
     creds = json.loads(_cli(env, "create-client", "--tenant", "t1", "--json").strip())
