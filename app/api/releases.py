@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app import batches, releases
 from app.api.deps import ReadSession, WriteSession, require
 from app.api.problems import STANDARD_ERRORS
+from app.kb.loader import MAX_FILES
 from app.auth import Principal, Scope
 from app.models import KnowledgeRelease
 
@@ -30,7 +31,7 @@ class ReleaseUpload(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    files: dict[str, Any]
+    files: dict[str, Any] = Field(max_length=MAX_FILES)
 
 
 class ReleaseInfo(BaseModel):
