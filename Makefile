@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck pytest openapi kb-validate kb-stats bench clean
+.PHONY: run test lint typecheck pytest openapi kb-validate kb-stats bench clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,14 @@ run: $(STAMP)
 	@echo "Serving on http://127.0.0.1:8000  (Swagger UI: http://127.0.0.1:8000/docs)"
 	$(PY) -m app serve --host 127.0.0.1 --port 8000
 
-test: $(DEVSTAMP)
+# The browser tests (tests/test_browser.py) drive Debian's chromium: installed here when absent.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=; if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: $(DEVSTAMP) chromium
 	$(PY) -m ruff check app tests migrations bench
 	$(PY) -m ruff format --check app tests migrations bench
 	$(PY) -m mypy

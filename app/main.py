@@ -22,6 +22,7 @@ from app.api import clients as clients_api
 from app.api import health as health_api
 from app.api import knowledge as knowledge_api
 from app.api import releases as releases_api
+from app.api import reports as reports_api
 from app.api import screenings as screenings_api
 from app.api import tenant as tenant_api
 from app.api import webhooks as webhooks_api
@@ -169,6 +170,7 @@ def create_app(
         health_api.router,
         auth_api.router,
         screenings_api.router,
+        reports_api.router,
         batches_api.router,
         knowledge_api.router,
         releases_api.router,

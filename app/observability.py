@@ -142,7 +142,10 @@ class RequestContextMiddleware:
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 # A route that chose its caching (ETag'd knowledge, static docs) keeps it.
                 headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
-                headers.append((b"content-security-policy", DOCS_CSP if docs else API_CSP))
+                # A route that sets its own policy (the HTML report's inline styles) keeps it:
+                # a second header would be enforced too and block what the first allows.
+                if b"content-security-policy" not in present:
+                    headers.append((b"content-security-policy", DOCS_CSP if docs else API_CSP))
                 message["headers"] = headers
             await send(message)
 

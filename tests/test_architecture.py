@@ -38,6 +38,16 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "app.releases": ("app.api", "app.main", "app.batches", "fastapi", "starlette"),
     "app.rescreen": ("app.api", "app.main", "app.batches", "fastapi", "starlette"),
     "app.batch_io": ("app.api", "app.main", "app.db", "fastapi", "sqlmodel", "sqlalchemy"),
+    "app.report": (
+        "app.api",
+        "app.main",
+        "app.db",
+        "app.models",
+        "fastapi",
+        "starlette",
+        "sqlmodel",
+        "sqlalchemy",
+    ),
 }
 NOBODY_IMPORTS = ("app.api", "app.main")  # except main (api) and the CLI (main, for serving)
 

@@ -74,6 +74,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", "/v1/screenings"): Entry(Scope.SCREENINGS_WRITE, ok=201, json=SCREENING_BODY),
     ("GET", "/v1/screenings"): Entry(Scope.SCREENINGS_READ),
     ("GET", "/v1/screenings/{screening_id}"): Entry(Scope.SCREENINGS_READ, obj="screening"),
+    ("GET", "/v1/screenings/{screening_id}/report"): Entry(Scope.SCREENINGS_READ, obj="screening"),
     ("DELETE", "/v1/screenings/{screening_id}"): Entry(
         Scope.SCREENINGS_WRITE, obj="screening", ok=204
     ),

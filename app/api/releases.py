@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from app import batches, releases
 from app.api.deps import ReadSession, WriteSession, require
 from app.api.problems import STANDARD_ERRORS
-from app.kb.loader import MAX_FILES
 from app.auth import Principal, Scope
+from app.kb.loader import MAX_FILES
 from app.models import KnowledgeRelease
 
 router = APIRouter(tags=["knowledge"], responses=STANDARD_ERRORS)
