@@ -465,10 +465,16 @@ def _still_held(
         ).all()
     )
     mine = [(c, r) for c, r in computed if c.item_id in held]
+    # The batch rows are locked too (in id order), so that workers storing chunks of one batch
+    # at the same time take turns: no lost counter update, and the last one sees every other
+    # chunk committed when it counts what remains.
     batches = {
         b.id: b
         for b in session.exec(
-            select(Batch).where(col(Batch.id).in_({c.batch_id for c, _ in mine}))
+            select(Batch)
+            .where(col(Batch.id).in_({c.batch_id for c, _ in mine}))
+            .order_by(col(Batch.id))
+            .with_for_update()
         ).all()
     }
     return mine, batches

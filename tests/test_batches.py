@@ -234,7 +234,8 @@ async def test_concurrent_workers_claim_disjoint_items(
     app: Any, client: httpx.AsyncClient, auth_a: dict[str, str], database: Database
 ) -> None:
     n = batches.CHUNK * 4
-    await _upload(client, auth_a, json.dumps([VALID[1]] * n).encode(), "application/json")
+    r = await _upload(client, auth_a, json.dumps([VALID[1]] * n).encode(), "application/json")
+    batch_id = r.json()["id"]
     claimed: dict[str, list[Any]] = {}
     barrier = threading.Barrier(4)
 
@@ -249,9 +250,24 @@ async def test_concurrent_workers_claim_disjoint_items(
         t.join()
     ids = [c.item_id for chunk in claimed.values() for c in chunk]
     assert len(ids) == len(set(ids)) == n  # every item claimed exactly once
-    for name, chunk in claimed.items():
-        batches.process(app.state.db, app.state.releases, app.state.keys, name, chunk)
+    # The chunks are screened and stored at the same time: the batch's counters and its
+    # completion must come out right however the store transactions interleave.
+    barrier = threading.Barrier(4)
+
+    def store(name: str) -> None:
+        barrier.wait()
+        batches.process(app.state.db, app.state.releases, app.state.keys, name, claimed[name])
+
+    threads = [threading.Thread(target=store, args=(name,)) for name in claimed]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     assert _counts(database) == (n, n)
+    status = (await client.get(f"/v1/batches/{batch_id}", headers=auth_a)).json()
+    assert status["state"] == "completed"
+    assert status["counts"]["done"] == n
+    assert status["counts"]["pending"] == 0
     print(
         f"SECMETRIC batch_claims dialect={database.writer.dialect.name} workers=4 items={n} "
         f"claimed={len(ids)} duplicates={len(ids) - len(set(ids))}"
