@@ -25,6 +25,7 @@ from app import batches
 from app.db import Database
 from app.models import BatchItem, Screening, utcnow
 from tests.conftest import CANARY
+from tests.servers import start_server
 
 pytestmark = pytest.mark.anyio
 
@@ -393,27 +394,8 @@ def test_serve_runs_worker_processes_that_stop_with_it(tmp_path: Path) -> None:
     creds = json.loads(made.stdout)
 
     def serve() -> tuple[subprocess.Popen[bytes], str]:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proc = subprocess.Popen(
-            [*run, "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/readyz").status_code == 200:
-                    return proc, base
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        proc, port = start_server(env, tmp_path / f"server-{time.monotonic_ns()}.log")
+        return proc, f"http://127.0.0.1:{port}"
 
     def gone(pids: list[int], within: float) -> bool:
         deadline = time.monotonic() + within

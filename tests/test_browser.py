@@ -14,11 +14,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -37,6 +35,7 @@ from app.auth import ALL_SCOPES
 from app.cli import create_client
 from app.db import create_database
 from tests.conftest import IN_CI
+from tests.servers import PROJECT_ROOT, start_server, stop
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -48,8 +47,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-START_DEADLINE_S = 30.0
 HIGH_RISK: dict[str, Any] = SCREENING_EXAMPLES["uyghur_activist"]["value"]
 VIEWPORT = {"width": 1000, "height": 900}
 # The report's colours for a "severe" flag badge and for an indicator's bar (app/report.py).
@@ -96,13 +93,6 @@ def chromium() -> Path:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def server(
     chromium: Path, tmp_path_factory: pytest.TempPathFactory, signing_pem: str
@@ -129,36 +119,11 @@ def server(
         WEBHOOK_POLL_SECONDS="0",
         KB_REFRESH_SECONDS="0",
     )
-    port = _free_port()
-    log = data / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    srv = Server(f"http://127.0.0.1:{port}", client_id, secret)
+    proc, port = start_server(env, data / "server.log")
     try:
-        deadline = time.monotonic() + START_DEADLINE_S
-        while True:
-            assert proc.poll() is None, f"server exited early:\n{log.read_text()}"
-            try:
-                if httpx.get(srv.url("/readyz"), timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"server not ready:\n{log.read_text()}"
-            time.sleep(0.05)
-        yield srv
+        yield Server(f"http://127.0.0.1:{port}", client_id, secret)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from app import batches, rescreen, webhooks
 from app.db import Database
 from app.kb.loader import Files, KnowledgeBase, canonical_sha256, read_files
 from tests.conftest import Credentials, token_for
+from tests.servers import PROJECT_ROOT, start_server, stop
 from tests.test_webhooks import (  # noqa: F401 (fixtures)
     Receiver,
     keys_of,
@@ -32,7 +33,6 @@ from tests.test_webhooks import (  # noqa: F401 (fixtures)
 )
 
 pytestmark = pytest.mark.anyio
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 R = "/v1/knowledge/releases"
 
 # A journalist wanted by a state with a documented record: "high" on the built-in release.
@@ -311,15 +311,6 @@ async def test_activation_rescreens_opted_in_tenants_and_sends_signed_diffs(
 # --- a second process follows the activation ---------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def test_a_second_process_follows_the_activation_within_seconds(
     tmp_path: Path, signing_pem: str
 ) -> None:
@@ -347,33 +338,11 @@ def test_a_second_process_follows_the_activation_within_seconds(
 
     cli("migrate")
     creds = json.loads(cli("create-client", "--tenant", "t1", "--admin", "--json").strip())
-    ports = [_free_port(), _free_port()]
-    logs = [tmp_path / f"server-{p}.log" for p in ports]
     procs = []
-    for port, log in zip(ports, logs, strict=True):
-        with log.open("wb") as out:
-            procs.append(
-                subprocess.Popen(
-                    [*run, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                    env=env,
-                    cwd=PROJECT_ROOT,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            )
     try:
-        urls = [f"http://127.0.0.1:{p}" for p in ports]
-        for url, proc, log in zip(urls, procs, logs, strict=True):
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, log.read_text()
-                try:
-                    if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
+        for n in range(2):
+            procs.append(start_server(env, tmp_path / f"server-{n}.log"))
+        urls = [f"http://127.0.0.1:{port}" for _, port in procs]
         first, second = urls
         token = httpx.post(
             first + "/v1/auth/token",
@@ -399,10 +368,5 @@ def test_a_second_process_follows_the_activation_within_seconds(
         assert r.json()["knowledge_base"]["version"] == "1.99.0"
         print(f"SECMETRIC release_followed_by_second_process seconds={seen_after:.2f}")
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for proc, _ in procs:
+            stop(proc)

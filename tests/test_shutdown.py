@@ -27,13 +27,12 @@ import httpx
 import pytest
 
 from app.api.examples import SCREENING_EXAMPLES
+from tests.servers import PROJECT_ROOT, start_server
 
 GRACE_S = 20  # timeout_graceful_shutdown in ``python -m app serve``
 INFLIGHT = 5
-START_DEADLINE_S = 30.0
 PROBE_DEADLINE_S = 10.0
 BODY = json.dumps(SCREENING_EXAMPLES["uyghur_activist"]["value"], ensure_ascii=False).encode()
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -86,13 +85,6 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, signing_pem: str) -> De
     return Deployment(env, db_path, creds["client_id"], creds["client_secret"], data / "logs")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @dataclass
 class Server:
     proc: subprocess.Popen[bytes]
@@ -109,30 +101,11 @@ class Server:
 @pytest.fixture
 def server(deployment: Deployment) -> Iterator[Server]:
     """``python -m app serve`` on a free port, ready (``/readyz`` 200) when yielded."""
-    port = _free_port()
     deployment.logs.mkdir(exist_ok=True)
-    log = deployment.logs / f"server-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=deployment.env,
-            cwd=PROJECT_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    srv = Server(proc, port, log)
+    log = deployment.logs / f"server-{len(list(deployment.logs.iterdir()))}.log"
+    proc, port = start_server(deployment.env, log)
     try:
-        deadline = time.monotonic() + START_DEADLINE_S
-        while True:
-            assert proc.poll() is None, f"server exited early:\n{srv.log_text()}"
-            try:
-                if httpx.get(srv.url("/readyz"), timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"server not ready:\n{srv.log_text()}"
-            time.sleep(0.05)
-        yield srv
+        yield Server(proc, port, log)
     finally:
         if proc.poll() is None:
             proc.kill()
