@@ -370,3 +370,48 @@ def test_a_second_process_follows_the_activation_within_seconds(
     finally:
         for proc, _ in procs:
             stop(proc)
+
+
+async def test_a_batch_worker_follows_the_activation(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    database: Database,
+    kb: KnowledgeBase,
+    auth_a: dict[str, str],
+    kadmin: dict[str, str],
+) -> None:
+    """A worker with its own view of the releases (as in another process) screens with the
+    release activated after it started, once its refresh interval has passed."""
+    import threading
+
+    from app.releases import Releases
+
+    worker_view = Releases(kb, database, refresh_seconds=0.2)
+    worker_view.refresh()
+    assert worker_view.active().version == kb.version
+    assert (await upload(client, kadmin, next_release())).status_code == 201
+    await _activate(client, kadmin, "1.99.0")
+    r = await client.post("/v1/batches", json=[SUBJECT, ORDINARY], headers=auth_a)
+    assert r.status_code == 202, r.text
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=batches.run_worker,
+        args=(database, worker_view, keys_of(app), stop),
+        kwargs={"idle_seconds": 0.05},
+    )
+    started = time.monotonic()
+    worker.start()
+    try:
+        while (await client.get(r.headers["location"], headers=auth_a)).json()[
+            "state"
+        ] != "completed":
+            assert time.monotonic() - started < 30
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join()
+    assert worker_view.active().version == "1.99.0"
+    results = (await client.get(f"{r.headers['location']}/results", headers=auth_a)).json()
+    for item in results["items"]:
+        screening = await client.get(f"/v1/screenings/{item['screening_id']}", headers=auth_a)
+        assert screening.json()["knowledge_base"]["version"] == "1.99.0"
