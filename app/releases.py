@@ -225,18 +225,20 @@ class Releases:
         ships a newer one. Safe when several processes start at once."""
         if self._database is None:
             return
-        if canonical_sha256(_builtin_files()) != self.builtin.sha256:
-            return  # a knowledge base given by the caller, not the shipped data
         with self._database.session(write=False) as session:
             existing = session.get(KnowledgeRelease, self.builtin.version)
             if existing is not None:
                 if existing.sha256 != self.builtin.sha256:
                     log.warning(
                         "the built-in release differs from the stored release of the same "
-                        "version; the stored one is used when that version is asked for",
+                        "version; give the data a new version",
                         extra={"kb_version": self.builtin.version},
                     )
                 return
+        # Read the data files (about a second) only to store them, and only if they are what
+        # was loaded: a knowledge base handed in by the caller is not stored as the built-in.
+        if canonical_sha256(_builtin_files()) != self.builtin.sha256:
+            return
         try:
             with self._database.session() as session:
                 session.add(

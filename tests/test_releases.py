@@ -415,3 +415,25 @@ async def test_a_batch_worker_follows_the_activation(
     for item in results["items"]:
         screening = await client.get(f"/v1/screenings/{item['screening_id']}", headers=auth_a)
         assert screening.json()["knowledge_base"]["version"] == "1.99.0"
+
+
+def test_the_built_in_release_is_stored_once_and_reproducible(
+    database: Database, kb: KnowledgeBase
+) -> None:
+    from app import releases
+    from app.models import KnowledgeRelease
+
+    view = releases.Releases(kb, database)
+    view.store_builtin()
+    view.store_builtin()  # a second start, or a second process: nothing more
+    with database.session(write=False) as session:
+        rows = releases.list_all(session)
+        assert [(r.version, r.sha256, r.uploaded_by) for r in rows] == [
+            (kb.version, kb.sha256, releases.BUILT_IN)
+        ]
+        row = session.get(KnowledgeRelease, kb.version)
+        assert row is not None
+        assert canonical_sha256(releases.decode(row.bundle)) == kb.sha256
+        assert releases.active_version(session) is None  # active by default, not activated
+    assert view.refresh() is False
+    assert view.active() is kb
