@@ -292,29 +292,41 @@ class Claimed:
     screening_id: uuid.UUID | None  # the screening a re-screen item re-screens
 
 
+_ITEMS = SQLModel.metadata.tables["batch_items"]
+_CLAIM = sa_select(
+    _ITEMS.c.id,
+    _ITEMS.c.batch_id,
+    _ITEMS.c.tenant_id,
+    _ITEMS.c.request_sealed,
+    _ITEMS.c.screening_id,
+).order_by(_ITEMS.c.batch_id, _ITEMS.c.row)
+
+
 def claim(database: Database, worker: str, *, now: datetime | None = None) -> list[Claimed]:
-    """Lease up to CHUNK pending items (or items whose lease expired) to ``worker``."""
+    """Lease up to CHUNK items to ``worker``: first any whose lease expired (a worker died
+    holding them), then pending ones in batch and row order. Each query walks an index in
+    that order (no sort of everything pending), so a claim costs the same however large the
+    batch is."""
     now = now or utcnow()
     with database.session() as session:
-        rows = session.exec(
-            select(BatchItem)
-            .where(
-                or_(
-                    col(BatchItem.state) == ItemState.PENDING,
-                    and_(
-                        col(BatchItem.state) == ItemState.CLAIMED,
-                        col(BatchItem.claim_expires_at) < now,
-                    ),
-                )
-            )
-            .order_by(col(BatchItem.batch_id), col(BatchItem.row))
-            .limit(CHUNK)
-            .with_for_update(skip_locked=True)
-        ).all()
+        conn = session.connection()
+        rows = list(
+            conn.execute(
+                _CLAIM.where(_ITEMS.c.state == ItemState.CLAIMED, _ITEMS.c.claim_expires_at < now)
+                .limit(CHUNK)
+                .with_for_update(skip_locked=True)
+            ).all()
+        )
+        if len(rows) < CHUNK:
+            rows += conn.execute(
+                _CLAIM.where(_ITEMS.c.state == ItemState.PENDING)
+                .limit(CHUNK - len(rows))
+                .with_for_update(skip_locked=True)
+            ).all()
         if not rows:
             return []
         ids = [r.id for r in rows]
-        session.connection().execute(
+        conn.execute(
             update(BatchItem)
             .where(col(BatchItem.id).in_(ids))
             .values(
@@ -325,7 +337,7 @@ def claim(database: Database, worker: str, *, now: datetime | None = None) -> li
             )
         )
         batch_ids = {r.batch_id for r in rows}
-        session.connection().execute(
+        conn.execute(
             update(Batch)
             .where(col(Batch.id).in_(batch_ids), col(Batch.state) == State.QUEUED)
             .values(state=State.RUNNING, started_at=now)
@@ -394,31 +406,43 @@ def _process_uploads(
                 raws.append(None)
     kb = releases.active()
     computed = [_compute(raw, kb) for raw in raws]
+    # Keys made and results sealed here, before the write transaction: on SQLite the write
+    # lock is the one thing two workers cannot share, so it is held only for the inserts.
+    prepared: list[screenings.Prepared | None] = [None] * len(claimed)
+    for tenant_id in {c.tenant_id for c in claimed}:
+        ready = [
+            (n, r)
+            for n, (c, r) in enumerate(zip(claimed, computed, strict=True))
+            if c.tenant_id == tenant_id and r is not None
+        ]
+        made = screenings.prepare(tenant_id, [r for _, r in ready])
+        for (n, _), p in zip(ready, made, strict=True):
+            prepared[n] = p
     for c, result in zip(claimed, computed, strict=True):
         if result is None:
             log.error("batch item cannot be screened", extra={"object_id": str(c.item_id)})
-    return _store(database, keys, worker, list(zip(claimed, computed, strict=True)))
+    return _store(database, keys, worker, list(zip(claimed, prepared, strict=True)))
 
 
 def _store(
     database: Database,
     keys: KeyRing,
     worker: str,
-    computed: list[tuple[Claimed, screenings.Computed | None]],
+    prepared: list[tuple[Claimed, screenings.Prepared | None]],
 ) -> int:
     with database.session() as session:
-        mine, batches = _still_held(session, worker, computed)
+        mine, batches = _still_held(session, worker, prepared)
         stored = 0
         for batch_id, batch in batches.items():
             updates: list[dict[str, object]] = []
-            ok = [(c, r) for c, r in mine if c.batch_id == batch_id and r is not None]
-            bad = [c for c, r in mine if c.batch_id == batch_id and r is None]
-            principal = Principal(batch.client_id, batch.tenant_id, frozenset(), "batch")
-            screening_ids = screenings.store_computed(
-                session, principal, keys, [r for _, r in ok if r is not None]
+            ok = [(c, p) for c, p in mine if c.batch_id == batch_id and p is not None]
+            bad = [c for c, p in mine if c.batch_id == batch_id and p is None]
+            screening_ids = screenings.store_prepared(
+                session, batch.tenant_id, batch.client_id, keys, [p for _, p in ok if p]
             )
-            for (c, r), screening_id in zip(ok, screening_ids, strict=True):
-                assert r is not None
+            for (c, p), screening_id in zip(ok, screening_ids, strict=True):
+                assert p is not None
+                r = p.computed
                 updates.append(
                     _item_update(
                         c.item_id,
@@ -669,8 +693,15 @@ def _item_update(item_id: uuid.UUID, **values: object) -> dict[str, object]:
 
 
 def _advance(session: Session, batch: Batch, done: int, failed: int) -> None:
+    """Count a stored chunk into its batch (locked by ``_still_held``) and complete the batch
+    when nothing is left. The counters are exact (every item is counted once, when its claim
+    is turned into a result under that lock), so the items are counted only when the
+    counters say none remain, to confirm it before the completion is announced."""
     batch.done += done
     batch.failed += failed
+    session.add(batch)
+    if batch.state != State.RUNNING or batch.total - batch.invalid - batch.done - batch.failed:
+        return
     remaining = session.exec(
         select(func.count())
         .select_from(BatchItem)
@@ -679,7 +710,7 @@ def _advance(session: Session, batch: Batch, done: int, failed: int) -> None:
             col(BatchItem.state).in_([ItemState.PENDING, ItemState.CLAIMED]),
         )
     ).one()
-    if remaining == 0 and batch.state == State.RUNNING:
+    if remaining == 0:
         batch.state = State.COMPLETED
         batch.finished_at = utcnow()
         audit.record_system(
@@ -691,7 +722,6 @@ def _advance(session: Session, batch: Batch, done: int, failed: int) -> None:
             object_type="batch",
         )
         _announce_completion(session, batch)
-    session.add(batch)
 
 
 def _announce_completion(session: Session, batch: Batch) -> None:
@@ -716,6 +746,30 @@ def work_once(database: Database, releases: Releases, keys: KeyRing, worker: str
     return process(database, releases, keys, worker, claim(database, worker))
 
 
+_ANY_WORK = (
+    sa_select(_ITEMS.c.id)
+    .where(
+        or_(
+            _ITEMS.c.state == ItemState.PENDING,
+            and_(_ITEMS.c.state == ItemState.CLAIMED, _ITEMS.c.claim_expires_at < bindparam("now")),
+        )
+    )
+    .limit(1)
+)
+
+
+def has_work(database: Database, *, now: datetime | None = None) -> bool:
+    """Whether any item waits to be claimed: a read (no write lock), so idle workers can ask
+    often."""
+    with database.session(write=False) as session:
+        found = session.connection().execute(_ANY_WORK, {"now": now or utcnow()}).first()
+    return found is not None
+
+
+IDLE_SECONDS = 0.1  # how often an idle worker asks whether there is work
+ERROR_PAUSE_SECONDS = 1.0
+
+
 def run_worker(
     database: Database,
     releases: Releases,
@@ -723,15 +777,20 @@ def run_worker(
     stop: threading.Event,
     *,
     worker: str | None = None,
-    idle_seconds: float = 0.5,
+    idle_seconds: float = IDLE_SECONDS,
+    wake: threading.Event | None = None,
 ) -> None:
-    """Work until ``stop`` is set: chunk after chunk while there is work, then poll."""
+    """Work until ``stop`` is set: chunk after chunk while there is work. Idle, it asks again
+    every ``idle_seconds``, or as soon as ``wake`` is set (the API process sets it once a new
+    batch is committed, so its own worker starts at once)."""
     name = worker or f"worker-{uuid.uuid4().hex[:12]}"
+    bell = wake or threading.Event()
     while not stop.is_set():
         try:
             releases.maybe_refresh()  # follow the active knowledge-base release
-            if work_once(database, releases, keys, name) == 0:
-                stop.wait(idle_seconds)
+            if not has_work(database) or work_once(database, releases, keys, name) == 0:
+                bell.wait(idle_seconds)
+                bell.clear()
         except Exception as exc:  # logged; the claims expire and are retried
             log.error("batch worker error", extra={"error_type": type(exc).__name__})
-            stop.wait(idle_seconds)
+            stop.wait(ERROR_PAUSE_SECONDS)

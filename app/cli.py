@@ -412,7 +412,11 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     if args.parent is not None:
         threading.Thread(target=_watch_parent, args=(args.parent, stop), daemon=True).start()
-    db = _db(settings)
+    from app.db import create_database
+
+    # Like the server: the SQLite WAL is checkpointed by a thread, not inside the commits.
+    db = create_database(settings.effective_database_url, background_checkpoint=True)
+    db.start()
     try:
         releases = Releases(load(), db, refresh_seconds=settings.kb_refresh_seconds)
         releases.store_builtin()

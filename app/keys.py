@@ -174,23 +174,42 @@ class KeyRing:
         self, session: Session, tenant_id: uuid.UUID, object_ids: list[uuid.UUID], table: str
     ) -> list[SubjectKeyHandle]:
         """Keys for new objects of one tenant: one tenant-key lookup, one insert."""
-        if not object_ids:
-            return []
-        version, tenant_key = self._current_tenant_key(session, tenant_id)
-        handles, rows = [], []
-        for object_id in object_ids:
-            key = new_key()
-            rows.append(
-                {
-                    "id": object_id,
-                    "tenant_id": tenant_id,
-                    "tenant_key_version": version,
-                    "wrapped": seal(tenant_key, key, _subject_aad(tenant_id, object_id, version)),
-                }
-            )
-            handles.append(SubjectKeyHandle(tenant_id, object_id, table, key))
-        session.connection().execute(_INSERT_SUBJECT, rows)
+        handles = self.make_subject_keys(tenant_id, object_ids, table)
+        self.store_subject_keys(session, tenant_id, handles)
         return handles
+
+    @staticmethod
+    def make_subject_keys(
+        tenant_id: uuid.UUID, object_ids: list[uuid.UUID], table: str
+    ) -> list[SubjectKeyHandle]:
+        """Fresh keys for new objects, not stored yet. Data can be sealed with them before
+        the write transaction begins (the batch worker seals a chunk outside it); they must be
+        stored with ``store_subject_keys`` in the transaction that stores the data, which
+        wraps them with the tenant key current at that moment."""
+        return [
+            SubjectKeyHandle(tenant_id, object_id, table, new_key()) for object_id in object_ids
+        ]
+
+    def store_subject_keys(
+        self, session: Session, tenant_id: uuid.UUID, handles: list[SubjectKeyHandle]
+    ) -> None:
+        """Wrap keys made by ``make_subject_keys`` and store them, in the caller's
+        transaction (one tenant-key lookup, one insert)."""
+        if not handles:
+            return
+        if any(h.tenant_id != tenant_id for h in handles):
+            raise ValueError("subject keys of another tenant")
+        version, tenant_key = self._current_tenant_key(session, tenant_id)
+        rows = [
+            {
+                "id": h.object_id,
+                "tenant_id": tenant_id,
+                "tenant_key_version": version,
+                "wrapped": seal(tenant_key, h.key, _subject_aad(tenant_id, h.object_id, version)),
+            }
+            for h in handles
+        ]
+        session.connection().execute(_INSERT_SUBJECT, rows)
 
     def subject_key(
         self, session: Session, tenant_id: uuid.UUID, object_id: uuid.UUID, table: str

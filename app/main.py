@@ -116,6 +116,7 @@ def create_app(
             worker = threading.Thread(
                 target=batches.run_worker,
                 args=(db, releases, app.state.keys, stop_worker),
+                kwargs={"wake": app.state.batch_bell},
                 name="batch-worker",
                 daemon=True,
             )
@@ -130,6 +131,7 @@ def create_app(
         stop_webhooks.set()  # the thread ends after the delivery in hand
         await _cancel(deliverer)
         stop_worker.set()
+        app.state.batch_bell.set()
         if worker is not None:  # it finishes the chunk in hand; unfinished claims expire
             await asyncio.to_thread(worker.join)
         await _cancel(purger)
@@ -157,6 +159,7 @@ def create_app(
         ttl_seconds=settings.token_ttl_seconds,
     )
     app.state.keys = KeyRing(settings.master_key_bytes())
+    app.state.batch_bell = threading.Event()  # set: new batch work is committed
     app.state.metrics = Metrics()
     app.state.limiter = RateLimiter(
         Limits(

@@ -189,7 +189,8 @@ class BatchItem(SQLModel, table=True):
     __tablename__ = "batch_items"
     __table_args__ = (
         Index("ix_batch_items_batch_row", "batch_id", "row"),
-        Index("ix_batch_items_claim", "state", "claim_expires_at"),
+        Index("ix_batch_items_claim", "state", "claim_expires_at"),  # expired claims
+        Index("ix_batch_items_state_batch_row", "state", "batch_id", "row"),  # pending, in order
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -101,7 +101,7 @@ def create(
         return StoredScreening(id=None, created_at=created_at, result_json=result_json), True
     screening_id = uuid.uuid4()
     key = keys.new_subject_key(session, principal.tenant_id, screening_id, TABLE)
-    row = _row(principal, key, created_at, computed)
+    row = _row(principal.tenant_id, key, created_at, computed)
     row["idempotency_key"] = idempotency_key
     if idempotency_key is None:
         session.connection().execute(_INSERT_SCREENING, row)
@@ -161,30 +161,49 @@ def compute(
     )
 
 
-def store_computed(
-    session: Session, principal: Principal, keys: KeyRing, computed: list[Computed]
-) -> list[uuid.UUID]:
-    """Store screenings computed outside the transaction (the batch worker does the CPU work
-    first and holds the write lock only to store), in a few statements. Audited like any
-    other."""
-    if not computed:
-        return []
-    ids = [uuid.uuid4() for _ in computed]
-    handles = keys.new_subject_keys(session, principal.tenant_id, ids, TABLE)
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A computed screening sealed with its new key, ready to insert: what
+    ``store_prepared`` writes. Made outside the write transaction, so the worker holds the
+    write lock only for the inserts."""
+
+    key: SubjectKeyHandle
+    row: dict[str, object]
+    computed: Computed
+
+
+def prepare(tenant_id: uuid.UUID, computed: list[Computed]) -> list[Prepared]:
+    """New screenings' keys and sealed rows (CPU only: no database)."""
+    handles = KeyRing.make_subject_keys(tenant_id, [uuid.uuid4() for _ in computed], TABLE)
     created_at = utcnow()
-    rows = [_row(principal, key, created_at, c) for key, c in zip(handles, computed, strict=True)]
-    session.connection().execute(_INSERT_SCREENING, rows)
-    audit.record_many(session, principal.tenant_id, principal.client_id, "screening.created", ids)
+    return [
+        Prepared(key, _row(tenant_id, key, created_at, c), c)
+        for key, c in zip(handles, computed, strict=True)
+    ]
+
+
+def store_prepared(
+    session: Session, tenant_id: uuid.UUID, actor: str, keys: KeyRing, prepared: list[Prepared]
+) -> list[uuid.UUID]:
+    """Store screenings computed and sealed outside the transaction (the batch worker does
+    the CPU work first and holds the write lock only to store), in a few statements. Audited
+    like any other."""
+    if not prepared:
+        return []
+    keys.store_subject_keys(session, tenant_id, [p.key for p in prepared])
+    session.connection().execute(_INSERT_SCREENING, [p.row for p in prepared])
+    ids = [p.key.object_id for p in prepared]
+    audit.record_many(session, tenant_id, actor, "screening.created", ids)
     return ids
 
 
 def _row(
-    principal: Principal, key: SubjectKeyHandle, created_at: datetime, c: Computed
+    tenant_id: uuid.UUID, key: SubjectKeyHandle, created_at: datetime, c: Computed
 ) -> dict[str, object]:
     """A new screening's row, request and result sealed with its own key."""
     return {
         "id": key.object_id,
-        "tenant_id": principal.tenant_id,
+        "tenant_id": tenant_id,
         "created_at": created_at,
         "flag": c.flag,
         "score": c.score,

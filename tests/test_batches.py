@@ -3,6 +3,7 @@ leases, disjoint workers), results in three formats, idempotency and cancellatio
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -229,6 +231,65 @@ async def test_an_expired_claim_is_taken_over_and_stored_once(
     assert batches.process(db, kb, keys, "fast", taken) == 3
     assert batches.process(db, kb, keys, "slow", slow) == 0  # its lease was lost
     assert _counts(database) == (3, 3)
+
+
+async def test_claims_take_expired_leases_first_then_pending_items_in_row_order(
+    app: Any, client: httpx.AsyncClient, auth_a: dict[str, str]
+) -> None:
+    n = batches.CHUNK + 50
+    r = await _upload(client, auth_a, json.dumps([VALID[1]] * n).encode(), "application/json")
+    db = app.state.db
+    assert batches.has_work(db)
+    rows = {}
+    with db.session(write=False) as s:
+        for item_id, row in s.exec(
+            select(BatchItem.id, BatchItem.row).where(
+                BatchItem.batch_id == uuid.UUID(r.json()["id"])
+            )
+        ).all():
+            rows[item_id] = row
+    first = batches.claim(db, "first")
+    assert [rows[c.item_id] for c in first] == list(range(1, batches.CHUNK + 1))
+    second = batches.claim(db, "second")
+    assert [rows[c.item_id] for c in second] == list(range(batches.CHUNK + 1, n + 1))
+    assert not batches.has_work(db)  # everything is leased, nothing has expired
+    later = utcnow() + batches.LEASE + timedelta(seconds=1)
+    assert batches.has_work(db, now=later)
+    batches.process(db, app.state.releases, app.state.keys, "second", second)
+    rescue = batches.claim(db, "rescuer", now=later)  # only the first worker's leases expired
+    assert [rows[c.item_id] for c in rescue] == list(range(1, batches.CHUNK + 1))
+    batches.process(db, app.state.releases, app.state.keys, "rescuer", rescue)
+    assert not batches.has_work(db, now=later)
+    status = (await client.get(r.headers["location"], headers=auth_a)).json()
+    assert (status["state"], status["counts"]["done"]) == ("completed", n)
+
+
+async def test_an_idle_worker_starts_when_woken(
+    app: Any, client: httpx.AsyncClient, auth_a: dict[str, str]
+) -> None:
+    """The API process wakes its worker after committing a batch, instead of letting it
+    sleep out its polling interval (an hour here)."""
+    stop, wake = threading.Event(), app.state.batch_bell
+    worker = threading.Thread(
+        target=batches.run_worker,
+        args=(app.state.db, app.state.releases, app.state.keys, stop),
+        kwargs={"idle_seconds": 3600, "wake": wake},
+    )
+    worker.start()
+    try:
+        time.sleep(0.2)  # let it find nothing and go idle
+        r = await _upload(client, auth_a, json.dumps(VALID).encode(), "application/json")
+        deadline = time.monotonic() + 60
+        state = ""
+        while time.monotonic() < deadline and state != "completed":
+            await asyncio.sleep(0.05)
+            state = (await client.get(r.headers["location"], headers=auth_a)).json()["state"]
+        assert state == "completed"
+    finally:
+        stop.set()
+        wake.set()
+        worker.join(timeout=60)
+    assert not worker.is_alive()
 
 
 async def test_concurrent_workers_claim_disjoint_items(

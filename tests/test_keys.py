@@ -143,6 +143,35 @@ async def test_rotation_rewraps_every_key_and_destroys_the_old_version(
     assert (await client.post("/v1/screenings", json=BODY, headers=auth_a)).status_code == 201
 
 
+async def test_keys_made_before_a_rotation_are_wrapped_with_the_version_current_at_storing(
+    app: Any, client: httpx.AsyncClient, auth_a: dict[str, str], database: Database
+) -> None:
+    """The batch worker makes keys and seals a chunk outside the write transaction, then
+    stores them: a rotation in between must not leave them wrapped by a destroyed version."""
+    sid = await _create(client, auth_a)
+    keys: KeyRing = app.state.keys
+    with database.session(write=False) as s:
+        tenant_id = s.get(Screening, uuid.UUID(sid)).tenant_id  # type: ignore[union-attr]
+    made = KeyRing.make_subject_keys(tenant_id, [uuid.uuid4(), uuid.uuid4()], "screenings")
+    sealed = [h.seal("result", CANARY.encode()) for h in made]
+    with database.session() as s:
+        assert keys.rotate_tenant(s, tenant_id)[0] == 2
+    with database.session() as s:
+        keys.store_subject_keys(s, tenant_id, made)
+    with database.session(write=False) as s:
+        versions = {
+            k.tenant_key_version
+            for k in s.exec(select(SubjectKey).where(SubjectKey.tenant_id == tenant_id)).all()
+        }
+        assert versions == {2}
+        for h, ciphertext in zip(made, sealed, strict=True):
+            stored = keys.subject_key(s, tenant_id, h.object_id, "screenings")
+            assert stored.open("result", ciphertext) == CANARY.encode()
+    other = KeyRing.make_subject_keys(uuid.uuid4(), [uuid.uuid4()], "screenings")
+    with database.session() as s, pytest.raises(ValueError, match="another tenant"):
+        keys.store_subject_keys(s, tenant_id, other)
+
+
 async def test_master_key_rewrap_locks_out_the_old_master(
     settings: Any, database: Database, kb: Any, tenant_a: Any
 ) -> None:

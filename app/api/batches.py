@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -176,6 +176,7 @@ async def create_batch(
     request: Request,
     principal: Writer,
     session: WriteSession,
+    tasks: BackgroundTasks,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -200,6 +201,8 @@ async def create_batch(
         upload=upload,
     )
     status = _status(session, batch)
+    if created:  # after the response, so after the commit: this process's worker starts
+        tasks.add_task(request.app.state.batch_bell.set)
     return Response(
         status.model_dump_json(),
         status_code=202 if created else 200,

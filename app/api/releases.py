@@ -157,4 +157,5 @@ async def activate_release(
     batches.schedule_rescreens(session, row.version, row.sha256)
     # After the response, so after the commit: this process follows at once.
     tasks.add_task(request.app.state.releases.refresh)
+    tasks.add_task(request.app.state.batch_bell.set)  # re-screens to do, if any
     return _info(row, row.version)
