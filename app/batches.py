@@ -28,7 +28,7 @@ from sqlalchemy import and_, bindparam, func, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
-from app import audit, rescreen, screenings, webhooks
+from app import audit, batch_io, rescreen, screenings, webhooks
 from app.auth import Principal
 from app.batch_io import Item
 from app.db import Database
@@ -76,49 +76,41 @@ def _item_key(keys: KeyRing, session: Session, batch: Batch) -> SubjectKeyHandle
 # --- upload --------------------------------------------------------------------------------
 
 
-def create(
-    session: Session,
-    principal: Principal,
-    keys: KeyRing,
-    items: list[Item],
-    *,
-    idempotency_key: str | None,
-    upload: bytes,
-) -> tuple[Batch, bool]:
-    """Store a batch with its items; returns it and whether it is new (an Idempotency-Key
-    retry with the same upload returns the first batch; with another upload it is a 422)."""
-    digest = keys.fingerprint(principal.tenant_id, upload)
-    if idempotency_key is not None:
-        existing = session.exec(
-            owned(Batch, principal.tenant_id).where(Batch.idempotency_key == idempotency_key)
-        ).first()
-        if existing is not None:
-            if existing.upload_digest != digest:
-                raise idempotency_key_reused("upload")
-            return existing, False
-    invalid = sum(1 for i in items if i.request is None)
-    batch = Batch(
-        tenant_id=principal.tenant_id,
-        client_id=principal.client_id,
-        state=State.QUEUED if invalid < len(items) else State.COMPLETED,
-        total=len(items),
-        invalid=invalid,
-        idempotency_key=idempotency_key,
-        upload_digest=digest,
-    )
-    if batch.state == State.COMPLETED:
-        batch.finished_at = batch.created_at
-    session.add(batch)
-    session.flush()
-    key = keys.new_subject_key(session, principal.tenant_id, batch.id, TABLE)
+@dataclass(frozen=True, slots=True)
+class SealedUpload:
+    """A parsed upload ready to store: its items' rows sealed with a new batch key. Made
+    without the database (``seal_upload``), so the API can do this CPU work off the event
+    loop and hold the write transaction only to insert."""
+
+    tenant_id: uuid.UUID
+    key: SubjectKeyHandle  # the batch's key; its object id is the batch's id
+    digest: str  # keyed fingerprint of the upload, for Idempotency-Key replays
+    total: int
+    invalid: int
+    rows: list[dict[str, object]]
+
+
+def read_upload(
+    keys: KeyRing, tenant_id: uuid.UUID, upload: bytes, media_type: str
+) -> SealedUpload:
+    """Parse an upload and seal its items (no database); UploadError if it is unreadable."""
+    return seal_upload(keys, tenant_id, batch_io.parse(upload, media_type), upload)
+
+
+def seal_upload(
+    keys: KeyRing, tenant_id: uuid.UUID, items: list[Item], upload: bytes
+) -> SealedUpload:
+    """Seal every item's request and client_ref with a new key for the batch (no database)."""
+    batch_id = uuid.uuid4()
+    (key,) = KeyRing.make_subject_keys(tenant_id, [batch_id], TABLE)
     rows = []
     for item in items:
         item_id = uuid.uuid4()
         rows.append(
             {
                 "id": item_id,
-                "batch_id": batch.id,
-                "tenant_id": principal.tenant_id,
+                "batch_id": batch_id,
+                "tenant_id": tenant_id,
                 "row": item.row,
                 "state": ItemState.PENDING if item.request is not None else ItemState.INVALID,
                 "client_ref_sealed": (
@@ -141,8 +133,53 @@ def create(
                 "attempts": 0,
             }
         )
-    for start in range(0, len(rows), 1000):
-        session.connection().execute(_INSERT_ITEMS, rows[start : start + 1000])
+    return SealedUpload(
+        tenant_id=tenant_id,
+        key=key,
+        digest=keys.fingerprint(tenant_id, upload),
+        total=len(items),
+        invalid=sum(1 for i in items if i.request is None),
+        rows=rows,
+    )
+
+
+def create(
+    session: Session,
+    principal: Principal,
+    keys: KeyRing,
+    sealed: SealedUpload,
+    *,
+    idempotency_key: str | None,
+) -> tuple[Batch, bool]:
+    """Store a batch with its items; returns it and whether it is new (an Idempotency-Key
+    retry with the same upload returns the first batch; with another upload it is a 422)."""
+    if sealed.tenant_id != principal.tenant_id:
+        raise ValueError("an upload sealed for another tenant")
+    if idempotency_key is not None:
+        existing = session.exec(
+            owned(Batch, principal.tenant_id).where(Batch.idempotency_key == idempotency_key)
+        ).first()
+        if existing is not None:
+            if existing.upload_digest != sealed.digest:
+                raise idempotency_key_reused("upload")
+            return existing, False
+    batch = Batch(
+        id=sealed.key.object_id,
+        tenant_id=principal.tenant_id,
+        client_id=principal.client_id,
+        state=State.QUEUED if sealed.invalid < sealed.total else State.COMPLETED,
+        total=sealed.total,
+        invalid=sealed.invalid,
+        idempotency_key=idempotency_key,
+        upload_digest=sealed.digest,
+    )
+    if batch.state == State.COMPLETED:
+        batch.finished_at = batch.created_at
+    session.add(batch)
+    session.flush()
+    keys.store_subject_keys(session, principal.tenant_id, [sealed.key])
+    for start in range(0, len(sealed.rows), 1000):
+        session.connection().execute(_INSERT_ITEMS, sealed.rows[start : start + 1000])
     audit.record(session, principal, "batch.created", batch.id, object_type="batch")
     return batch, True
 

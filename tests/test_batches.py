@@ -27,7 +27,7 @@ from app import batches
 from app.db import Database
 from app.models import BatchItem, Screening, utcnow
 from tests.conftest import CANARY
-from tests.servers import start_server
+from tests.servers import start_server, stop
 
 pytestmark = pytest.mark.anyio
 
@@ -365,14 +365,8 @@ def test_a_killed_worker_process_loses_and_duplicates_nothing(tmp_path: Path) ->
         tenant = s.exec(select(Tenant)).one()
         principal = Principal("cl_test", tenant.id, frozenset(), "j")
         upload = json.dumps([VALID[0]] * n).encode()
-        batches.create(
-            s,
-            principal,
-            keys,
-            parse(upload, "application/json"),
-            idempotency_key=None,
-            upload=upload,
-        )
+        sealed = batches.seal_upload(keys, tenant.id, parse(upload, "application/json"), upload)
+        batches.create(s, principal, keys, sealed, idempotency_key=None)
     proc = subprocess.Popen([*run, "worker", "--name", "doomed"], env=env)
     try:
         deadline = time.monotonic() + 60
@@ -499,3 +493,62 @@ def test_serve_runs_worker_processes_that_stop_with_it(tmp_path: Path) -> None:
     proc.kill()  # no chance to stop its workers
     proc.wait()
     assert gone(children, 10), "the worker outlived a killed server"
+
+
+def test_the_server_keeps_answering_while_a_large_upload_is_read(tmp_path: Path) -> None:
+    """Parsing and sealing a large upload runs in a thread: other requests are answered
+    meanwhile (on the event loop they would all wait for it)."""
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/u.db",
+        "LOG_LEVEL": "WARNING",
+        "BATCH_WORKER": "false",
+        "BATCH_WORKER_PROCESSES": "0",
+        "RATE_LIMIT_CLIENT": "",
+        "RATE_LIMIT_TENANT": "",
+    }
+    run = [sys.executable, "-m", "app"]
+    subprocess.run([*run, "migrate"], env=env, check=True, capture_output=True)
+    made = subprocess.run(
+        [*run, "create-client", "--tenant", "ngo", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    creds = json.loads(made.stdout)
+    proc, port = start_server(env, tmp_path / "server.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": creds["client_id"],
+            "client_secret": creds["client_secret"],
+        }
+        token = httpx.post(base + "/v1/auth/token", data=form).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
+        n = 20_000
+        body = "\n".join(
+            json.dumps({**VALID[0], "client_ref": f"case-{i}"}) for i in range(n)
+        ).encode()
+        answer: dict[str, Any] = {}
+
+        def upload() -> None:
+            r = httpx.post(base + "/v1/batches", content=body, headers=headers, timeout=300)
+            answer["status"], answer["pending"] = r.status_code, r.json()["counts"]["pending"]
+
+        uploader = threading.Thread(target=upload)
+        answered = 0
+        with httpx.Client(base_url=base, timeout=300) as client:
+            uploader.start()
+            while uploader.is_alive():
+                if client.get("/healthz").status_code == 200 and uploader.is_alive():
+                    answered += 1
+                time.sleep(0.01)
+        uploader.join()
+        assert answer == {"status": 202, "pending": n}
+        assert answered >= 10, f"only {answered} requests answered during the upload"
+        print(f"SECMETRIC upload_concurrency items={n} other_requests_answered={answered}")
+    finally:
+        stop(proc)
