@@ -330,6 +330,9 @@ class Claimed:
 
 
 _ITEMS = SQLModel.metadata.tables["batch_items"]
+_PENDING = _ITEMS.c.state == ItemState.PENDING
+# A lease that ran out: its worker died or stalled, so the item may be claimed again.
+_EXPIRED = and_(_ITEMS.c.state == ItemState.CLAIMED, _ITEMS.c.claim_expires_at < bindparam("now"))
 _CLAIM = sa_select(
     _ITEMS.c.id,
     _ITEMS.c.batch_id,
@@ -349,16 +352,13 @@ def claim(database: Database, worker: str, *, now: datetime | None = None) -> li
         conn = session.connection()
         rows = list(
             conn.execute(
-                _CLAIM.where(_ITEMS.c.state == ItemState.CLAIMED, _ITEMS.c.claim_expires_at < now)
-                .limit(CHUNK)
-                .with_for_update(skip_locked=True)
+                _CLAIM.where(_EXPIRED).limit(CHUNK).with_for_update(skip_locked=True),
+                {"now": now},
             ).all()
         )
         if len(rows) < CHUNK:
             rows += conn.execute(
-                _CLAIM.where(_ITEMS.c.state == ItemState.PENDING)
-                .limit(CHUNK - len(rows))
-                .with_for_update(skip_locked=True)
+                _CLAIM.where(_PENDING).limit(CHUNK - len(rows)).with_for_update(skip_locked=True)
             ).all()
         if not rows:
             return []
@@ -442,23 +442,15 @@ def _process_uploads(
             except KeyUnavailable:
                 raws.append(None)
     kb = releases.active()
-    computed = [_compute(raw, kb) for raw in raws]
     # Keys made and results sealed here, before the write transaction: on SQLite the write
     # lock is the one thing two workers cannot share, so it is held only for the inserts.
-    prepared: list[screenings.Prepared | None] = [None] * len(claimed)
-    for tenant_id in {c.tenant_id for c in claimed}:
-        ready = [
-            (n, r)
-            for n, (c, r) in enumerate(zip(claimed, computed, strict=True))
-            if c.tenant_id == tenant_id and r is not None
-        ]
-        made = screenings.prepare(tenant_id, [r for _, r in ready])
-        for (n, _), p in zip(ready, made, strict=True):
-            prepared[n] = p
-    for c, result in zip(claimed, computed, strict=True):
+    prepared: list[tuple[Claimed, screenings.Prepared | None]] = []
+    for c, raw in zip(claimed, raws, strict=True):
+        result = _compute(raw, kb)
         if result is None:
             log.error("batch item cannot be screened", extra={"object_id": str(c.item_id)})
-    return _store(database, keys, worker, list(zip(claimed, prepared, strict=True)))
+        prepared.append((c, None if result is None else screenings.prepare(c.tenant_id, result)))
+    return _store(database, keys, worker, prepared)
 
 
 def _store(
@@ -783,16 +775,7 @@ def work_once(database: Database, releases: Releases, keys: KeyRing, worker: str
     return process(database, releases, keys, worker, claim(database, worker))
 
 
-_ANY_WORK = (
-    sa_select(_ITEMS.c.id)
-    .where(
-        or_(
-            _ITEMS.c.state == ItemState.PENDING,
-            and_(_ITEMS.c.state == ItemState.CLAIMED, _ITEMS.c.claim_expires_at < bindparam("now")),
-        )
-    )
-    .limit(1)
-)
+_ANY_WORK = sa_select(_ITEMS.c.id).where(or_(_PENDING, _EXPIRED)).limit(1)
 
 
 def has_work(database: Database, *, now: datetime | None = None) -> bool:

@@ -29,10 +29,12 @@ class CliError(Exception):
     pass
 
 
-def _db(settings: Settings):  # type: ignore[no-untyped-def]
+def _db(settings: Settings, *, background_checkpoint: bool = False):  # type: ignore[no-untyped-def]
     from app.db import create_database
 
-    return create_database(settings.effective_database_url)
+    return create_database(
+        settings.effective_database_url, background_checkpoint=background_checkpoint
+    )
 
 
 def _tenant(session: Session, name: str, *, create: bool) -> Tenant:
@@ -412,10 +414,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     if args.parent is not None:
         threading.Thread(target=_watch_parent, args=(args.parent, stop), daemon=True).start()
-    from app.db import create_database
-
     # Like the server: the SQLite WAL is checkpointed by a thread, not inside the commits.
-    db = create_database(settings.effective_database_url, background_checkpoint=True)
+    db = _db(settings, background_checkpoint=True)
     db.start()
     try:
         releases = Releases(load(), db, refresh_seconds=settings.kb_refresh_seconds)

@@ -172,14 +172,10 @@ class Prepared:
     computed: Computed
 
 
-def prepare(tenant_id: uuid.UUID, computed: list[Computed]) -> list[Prepared]:
-    """New screenings' keys and sealed rows (CPU only: no database)."""
-    handles = KeyRing.make_subject_keys(tenant_id, [uuid.uuid4() for _ in computed], TABLE)
-    created_at = utcnow()
-    return [
-        Prepared(key, _row(tenant_id, key, created_at, c), c)
-        for key, c in zip(handles, computed, strict=True)
-    ]
+def prepare(tenant_id: uuid.UUID, computed: Computed) -> Prepared:
+    """A new screening's key and sealed row (CPU only: no database)."""
+    (key,) = KeyRing.make_subject_keys(tenant_id, [uuid.uuid4()], TABLE)
+    return Prepared(key, _row(tenant_id, key, utcnow(), computed), computed)
 
 
 def store_prepared(

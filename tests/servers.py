@@ -3,6 +3,8 @@ releases followed by a second process, batch worker processes)."""
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -20,6 +22,41 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def sqlite_deployment(data_dir: Path, **settings: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The environment of a deployment on a fresh SQLite file in ``data_dir`` (``settings``
+    added to it), migrated, with one client of tenant "ngo": (env, its credentials)."""
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "DATABASE_URL": f"sqlite:///{data_dir}/app.db",
+        "LOG_LEVEL": "WARNING",
+        **settings,
+    }
+    run = [sys.executable, "-m", "app"]
+    subprocess.run([*run, "migrate"], env=env, check=True, capture_output=True, cwd=PROJECT_ROOT)
+    made = subprocess.run(
+        [*run, "create-client", "--tenant", "ngo", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
+    creds: dict[str, str] = json.loads(made.stdout)
+    return env, creds
+
+
+def bearer(base: str, creds: dict[str, str]) -> dict[str, str]:
+    """An Authorization header with a token for ``creds`` from the server at ``base``."""
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": creds["client_id"],
+        "client_secret": creds["client_secret"],
+    }
+    token = httpx.post(base + "/v1/auth/token", data=form).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
 
 
 def start_server(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:

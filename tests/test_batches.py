@@ -27,7 +27,7 @@ from app import batches
 from app.db import Database
 from app.models import BatchItem, Screening, utcnow
 from tests.conftest import CANARY
-from tests.servers import start_server, stop
+from tests.servers import bearer, sqlite_deployment, start_server, stop
 
 pytestmark = pytest.mark.anyio
 
@@ -429,24 +429,7 @@ def _children_of(pid: int) -> list[int]:
 def test_serve_runs_worker_processes_that_stop_with_it(tmp_path: Path) -> None:
     """`serve` with no worker thread but one worker process completes a batch; the worker
     stops on the server's SIGTERM, and on its own when the server is killed."""
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path}/s.db",
-        "LOG_LEVEL": "WARNING",
-        "BATCH_WORKER": "false",
-        "BATCH_WORKER_PROCESSES": "1",
-    }
-    run = [sys.executable, "-m", "app"]
-    subprocess.run([*run, "migrate"], env=env, check=True, capture_output=True)
-    made = subprocess.run(
-        [*run, "create-client", "--tenant", "ngo", "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    creds = json.loads(made.stdout)
+    env, creds = sqlite_deployment(tmp_path, BATCH_WORKER="false", BATCH_WORKER_PROCESSES="1")
 
     def serve() -> tuple[subprocess.Popen[bytes], str]:
         proc, port = start_server(env, tmp_path / f"server-{time.monotonic_ns()}.log")
@@ -464,13 +447,7 @@ def test_serve_runs_worker_processes_that_stop_with_it(tmp_path: Path) -> None:
     try:
         children = _children_of(proc.pid)
         assert len(children) == 1
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": creds["client_id"],
-            "client_secret": creds["client_secret"],
-        }
-        token = httpx.post(base + "/v1/auth/token", data=form).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
+        auth = bearer(base, creds)
         r = httpx.post(base + "/v1/batches", json=VALID * 20, headers=auth)
         assert r.status_code == 202, r.text
         deadline = time.monotonic() + 60
@@ -498,36 +475,17 @@ def test_serve_runs_worker_processes_that_stop_with_it(tmp_path: Path) -> None:
 def test_the_server_keeps_answering_while_a_large_upload_is_read(tmp_path: Path) -> None:
     """Parsing and sealing a large upload runs in a thread: other requests are answered
     meanwhile (on the event loop they would all wait for it)."""
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path}/u.db",
-        "LOG_LEVEL": "WARNING",
-        "BATCH_WORKER": "false",
-        "BATCH_WORKER_PROCESSES": "0",
-        "RATE_LIMIT_CLIENT": "",
-        "RATE_LIMIT_TENANT": "",
-    }
-    run = [sys.executable, "-m", "app"]
-    subprocess.run([*run, "migrate"], env=env, check=True, capture_output=True)
-    made = subprocess.run(
-        [*run, "create-client", "--tenant", "ngo", "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
+    env, creds = sqlite_deployment(
+        tmp_path,
+        BATCH_WORKER="false",
+        BATCH_WORKER_PROCESSES="0",
+        RATE_LIMIT_CLIENT="",
+        RATE_LIMIT_TENANT="",
     )
-    creds = json.loads(made.stdout)
     proc, port = start_server(env, tmp_path / "server.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": creds["client_id"],
-            "client_secret": creds["client_secret"],
-        }
-        token = httpx.post(base + "/v1/auth/token", data=form).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
+        headers = {**bearer(base, creds), "Content-Type": "application/x-ndjson"}
         n = 20_000
         body = "\n".join(
             json.dumps({**VALID[0], "client_ref": f"case-{i}"}) for i in range(n)
