@@ -264,11 +264,14 @@ def cmd_kb_bundle(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
-    from app.evaluate import EVAL_FILE, evaluate, load_cases
+    from app.evaluate import evaluate, evaluate_all, load_cases, split_of
     from app.kb.loader import load
 
-    report = evaluate(load(), load_cases(Path(args.file) if args.file else EVAL_FILE))
-    print(report.render())
+    cases = load_cases(Path(args.file) if args.file else None)
+    if args.split == "dev":  # what weights may be tuned on: the holdout stays unseen
+        print(evaluate(load(), [c for c in cases if split_of(c["id"]) == "dev"]).render("dev"))
+        return 0
+    print(evaluate_all(load(), cases).render())
     return 0
 
 
@@ -561,7 +564,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=cmd_openapi)
 
     ev = sub.add_parser("evaluate", help="score the labelled evaluation set and print metrics")
-    ev.add_argument("--file", help="a YAML file of labelled cases (default tests/eval/cases.yaml)")
+    ev.add_argument(
+        "--file", help="a YAML file of labelled cases (default: every tests/eval/*.yaml)"
+    )
+    ev.add_argument(
+        "--split",
+        choices=["dev", "all"],
+        default="all",
+        help="dev: only the split weights may be tuned on; all: dev, holdout, ablation and gate",
+    )
     ev.set_defaults(func=cmd_evaluate)
 
     sc = sub.add_parser("screen", help="screen a JSON, NDJSON or CSV file locally (no server)")

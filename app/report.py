@@ -188,13 +188,30 @@ def _flag(screening: Mapping[str, Any]) -> str:
             f"score: {_e(formula.get('score'))} (0 to 100).</p>"
         )
     return (
-        '<section id="flag"><h2>Flag and score</h2>'
+        '<section id="flag"><h2>Flag, return risk and confidence</h2>'
         f'<p class="flag flag-{_e(flag)}" role="status">'
         f'Flag: <strong class="badge">{_e(word.upper())}</strong> '
         f'<span class="score">score {_e(score)} of 100</span></p>'
-        '<table class="grid thresholds"><caption>Published thresholds</caption>'
+        + _return_and_confidence(screening)
+        + '<table class="grid thresholds"><caption>Published thresholds</caption>'
         '<thead><tr><th scope="col">Flag</th><th scope="col">Score</th></tr></thead>'
         f"<tbody>{rows}</tbody></table>{formula_html}</section>"
+    )
+
+
+def _return_and_confidence(screening: Mapping[str, Any]) -> str:
+    """The second assessment and how much the result rests on, beside the flag."""
+    risk = screening.get("return_risk") or {}
+    level = str(risk.get("level", ""))
+    confidence = screening.get("confidence") or {}
+    reasons = "".join(f"<li>{_e(r.get('text'))}</li>" for r in confidence.get("reasons") or [])
+    return (
+        f'<p class="flag flag-{_e(level)}">Return risk: '
+        f'<strong class="badge">{_e(_FLAG_WORDS.get(level, level).upper())}</strong> '
+        f'<span class="score">score {_e(risk.get("score"))} of 100</span> '
+        "(what the person risks if returned, assessed apart from the flag)</p>"
+        f"<p>Confidence: <strong>{_e(confidence.get('level'))}</strong></p>"
+        + (f'<ul class="reasons">{reasons}</ul>' if reasons else "")
     )
 
 
@@ -466,6 +483,13 @@ def render(screening: Mapping[str, Any], request: Mapping[str, Any]) -> str:
             "No counter-indicator fired.",
             cite,
         )
+        + _indicators(
+            "Return-risk indicators",
+            "return-risk",
+            (screening.get("return_risk") or {}).get("indicators") or [],
+            "No return-risk indicator fired.",
+            cite,
+        )
         + _grounds(screening.get("challenge_grounds") or [], cite)
         + _cases(screening.get("similar_cases") or [], cite)
     )
@@ -475,8 +499,8 @@ def render(screening: Mapping[str, Any], request: Mapping[str, Any]) -> str:
         f"{_e(screening.get('created_at'))}. Flag: {_e(_FLAG_WORDS.get(flag, flag))}.</p>"
         f'<p class="disclaimer" role="note">{disclaimer}</p></header>'
         "<main>"
-        + _submitted(request)
         + _flag(screening)
+        + _submitted(request)
         + _chart(screening)
         + cited
         + _missing(screening.get("missing_information") or [])

@@ -17,8 +17,12 @@ def run(kb: KnowledgeBase, **body: Any) -> ScreeningResult:
     return screen(ScreeningInput.model_validate(body), kb)
 
 
+def fired_all(result: ScreeningResult) -> list[Any]:
+    return result.indicators + result.counter_indicators + result.return_risk.indicators
+
+
 def codes(result: ScreeningResult) -> set[str]:
-    return {i.code for i in result.indicators + result.counter_indicators}
+    return {i.code for i in fired_all(result)}
 
 
 # (name, request body, indicator that must fire, indicator that must not fire)
@@ -27,12 +31,18 @@ GOLDEN: list[tuple[str, dict[str, Any], str | None, str | None]] = [
         "state pattern",
         {"notice": {"issuing_country": "CN"}},
         "requesting_state_pattern",
-        "no_documented_state_pattern",
+        "state_baseline",
     ),
     (
-        "undocumented state",
+        "undocumented state: nothing fires on absence",
         {"notice": {"issuing_country": "FR"}},
-        "no_documented_state_pattern",
+        None,
+        "requesting_state_pattern",
+    ),
+    (
+        "baseline of a state without a detailed profile",
+        {"notice": {"issuing_country": "MM"}},
+        "state_baseline",
         "requesting_state_pattern",
     ),
     (
@@ -100,7 +110,7 @@ GOLDEN: list[tuple[str, dict[str, Any], str | None, str | None]] = [
             }
         },
         "charge_vague_extremism_terrorism",
-        "violent_or_sexual_crime_with_victims",
+        "violent_charge_against_opponent",
     ),
     (
         "membership charge naming a group",
@@ -111,12 +121,13 @@ GOLDEN: list[tuple[str, dict[str, Any], str | None, str | None]] = [
     (
         "terrorism with a concrete violent act",
         {
+            "subject": {"occupation": "engineer"},
             "notice": {
                 "issuing_country": "RU",
                 "charges": "Terrorist act: a bombing that killed three people and injured twelve",
-            }
+            },
         },
-        "violent_or_sexual_crime_with_victims",
+        "ordinary_crime_with_victims",
         "charge_vague_extremism_terrorism",
     ),
     (
@@ -126,12 +137,12 @@ GOLDEN: list[tuple[str, dict[str, Any], str | None, str | None]] = [
             "notice": {"issuing_country": "AZ", "charges": "Large-scale fraud and tax evasion"},
         },
         "charge_economic_against_critic",
-        "ordinary_crime_without_profile",
+        "ordinary_crime_with_victims",
     ),
     (
-        "economic charge, no profile",
+        "economic charge, no profile: no counter-indicator from absence",
         {"notice": {"issuing_country": "AZ", "charges": "Large-scale fraud"}},
-        "ordinary_crime_without_profile",
+        None,
         "charge_economic_against_critic",
     ),
     (
@@ -307,9 +318,141 @@ GOLDEN: list[tuple[str, dict[str, Any], str | None, str | None]] = [
         None,
     ),
     (
-        "violent crime",
+        "violent crime, the person described",
+        {
+            "subject": {"occupation": "car mechanic"},
+            "notice": {"issuing_country": "RU", "charges": "Murder of two people during a robbery"},
+        },
+        "ordinary_crime_with_victims",
+        "violent_charge_against_opponent",
+    ),
+    (
+        "violent crime, nothing known of the person: no counter-indicator",
         {"notice": {"issuing_country": "RU", "charges": "Murder of two people during a robbery"}},
-        "violent_or_sexual_crime_with_victims",
+        None,
+        "ordinary_crime_with_victims",
+    ),
+    (
+        "violent charge against an opposition figure",
+        {
+            "subject": {"political_activity": "leader of the opposition party in exile"},
+            "notice": {"issuing_country": "RW", "charges": "Murder and forming an armed group"},
+        },
+        "violent_charge_against_opponent",
+        "ordinary_crime_with_victims",
+    ),
+    (
+        "opposition in prose",
+        {
+            "subject": {"political_activity": "a former insider who broke with the president"},
+            "notice": {"issuing_country": "KG", "charges": "Abuse of office"},
+        },
+        "political_opposition",
+        None,
+    ),
+    (
+        "three parts of the case point the same way",
+        {
+            "subject": {"profile_tags": ["journalist"]},
+            "notice": {"issuing_country": "FR", "charges": "Insulting the president"},
+            "context": "The notice came weeks after he published the article.",
+        },
+        "corroborated",
+        None,
+    ),
+    (
+        "two parts only",
+        {
+            "subject": {"profile_tags": ["journalist"]},
+            "notice": {"issuing_country": "FR", "charges": "Insulting the president"},
+        },
+        None,
+        "corroborated",
+    ),
+    (
+        "political role in prose",
+        {
+            "subject": {"political_activity": "served as deputy prime minister until 2019"},
+            "notice": {"issuing_country": "KG", "charges": "Abuse of office"},
+        },
+        "political_exposure",
+        None,
+    ),
+    (
+        "coup in the narrative",
+        {
+            "notice": {"issuing_country": "ML", "charges": "Embezzlement"},
+            "context": "He was minister of finance until the army took power in 2020.",
+        },
+        "change_of_power_context",
+        None,
+    ),
+    (
+        "protest arson is an assembly offence",
+        {
+            "subject": {"occupation": "student"},
+            "notice": {
+                "issuing_country": "BH",
+                "charges": "Arson of a police vehicle during the protests; illegal gathering",
+            },
+        },
+        "charge_assembly_protest",
+        "ordinary_crime_with_victims",
+    ),
+    (
+        "another state closed the investigation",
+        {
+            "notice": {"issuing_country": "RW", "charges": "Sexual assault"},
+            "context": "Belgian prosecutors investigated the same allegation and declined to "
+            "prosecute in 2017.",
+        },
+        "foreign_investigation_closed",
+        None,
+    ),
+    (
+        "a third-state court found it ordinary law",
+        {
+            "subject": {"occupation": "businessman"},
+            "notice": {"issuing_country": "UA", "charges": "Large-scale fraud"},
+            "context": "A German court granted extradition in 2019 and rejected his claim of "
+            "political persecution.",
+        },
+        "found_compliant_elsewhere",
+        None,
+    ),
+    (
+        "co-accused convicted",
+        {
+            "subject": {"occupation": "accountant"},
+            "notice": {"issuing_country": "IT", "charges": "Bankruptcy fraud"},
+            "context": "Three co-accused were convicted in Milan in 2021.",
+        },
+        "co_accused_convicted",
+        None,
+    ),
+    (
+        "co-accused convicted does not count against an opponent",
+        {
+            "subject": {"profile_tags": ["opposition_politician"]},
+            "notice": {"issuing_country": "AZ", "charges": "Fraud"},
+            "context": "Three co-accused were convicted in 2021.",
+        },
+        None,
+        "co_accused_convicted",
+    ),
+    (
+        "protection need on return",
+        {
+            "subject": {"refugee_status": {"status": "asylum_pending", "granted_by": "FR"}},
+            "notice": {"issuing_country": "RU"},
+        },
+        "protection_need",
+        None,
+    ),
+    (
+        "political profile in a state that ill-treats detainees",
+        {"subject": {"profile_tags": ["journalist"]}, "notice": {"issuing_country": "EG"}},
+        "profile_at_risk_in_detention",
         None,
     ),
 ]
@@ -323,9 +466,7 @@ def test_golden_indicator_cases(
     fired = codes(result)
     if fires:
         assert fires in fired, (name, sorted(fired))
-        indicator = next(
-            i for i in result.indicators + result.counter_indicators if i.code == fires
-        )
+        indicator = next(i for i in fired_all(result) if i.code == fires)
         assert indicator.evidence
         assert indicator.source_ids
         assert set(indicator.source_ids) <= set(result.sources)
@@ -502,7 +643,7 @@ def test_results_cite_only_known_sources_with_urls(kb: KnowledgeBase) -> None:
     result = run(
         kb, subject={"religion": "Falun Gong"}, notice={"issuing_country": "CN", "charges": "邪教"}
     )
-    cited = {s for i in result.indicators for s in i.source_ids}
+    cited = {s for i in fired_all(result) for s in i.source_ids}
     cited |= {s for g in result.challenge_grounds for s in g.source_ids}
     cited |= {s for c in result.similar_cases for s in c.source_ids}
     assert cited == set(result.sources)
@@ -521,3 +662,291 @@ def test_results_are_valid_against_their_own_model(kb: KnowledgeBase) -> None:
         result = screen(ScreeningInput.model_validate(case["request"]), kb)
         encoded = result.model_dump_json()
         assert ScreeningResult.model_validate_json(encoded).model_dump_json() == encoded
+
+
+# --- judgement v2: prose, languages, absence, confidence, two assessments -------------------
+
+# Political exposure written in prose, in each supported language: (language, text, code).
+PROSE: list[tuple[str, str, str]] = [
+    ("en", "Served as deputy prime minister until the army took power", "political_exposure"),
+    ("en", "Former speaker of parliament, now living abroad", "political_exposure"),
+    ("en", "Was the governor's chief of staff before breaking with him", "political_opposition"),
+    ("en", "Campaigns for autonomy of her province", "political_opposition"),
+    ("en", "Minister who resigned in protest and joined the opposition", "political_opposition"),
+    ("en", "Served as deputy prime minister until the army took power", "change_of_power_context"),
+    ("ru", "Бывший министр экономики, перешел в оппозицию", "political_exposure"),
+    ("ru", "Бывший министр экономики, перешел в оппозицию", "political_opposition"),
+    ("ru", "Депутат парламента до государственного переворота", "change_of_power_context"),
+    ("zh", "曾任副总理，后与领导层决裂", "political_exposure"),
+    ("zh", "曾任副总理，后与领导层决裂", "political_opposition"),
+    ("zh", "政变后流亡海外", "change_of_power_context"),
+    ("tr", "Eski bakan; muhalefete geçti", "political_exposure"),
+    ("tr", "Eski bakan; muhalefete geçti", "political_opposition"),
+    ("tr", "Belediye başkanı iken darbe sonrası görevden alındı", "change_of_power_context"),
+    ("ar", "وزير سابق انشق عن الحكومة", "political_exposure"),
+    ("ar", "وزير سابق انشق عن الحكومة", "political_opposition"),
+    ("ar", "غادر البلاد بعد الانقلاب", "change_of_power_context"),
+    ("fr", "Ancien ministre de l'intérieur, a rompu avec le président", "political_exposure"),
+    ("fr", "Ancien ministre de l'intérieur, a rompu avec le président", "political_opposition"),
+    ("fr", "Député destitué après le coup d'état", "change_of_power_context"),
+    ("es", "Exministro de Hacienda que rompió con el gobierno", "political_exposure"),
+    ("es", "Exministro de Hacienda que rompió con el gobierno", "political_opposition"),
+    ("es", "Alcalde derrocado tras el golpe de estado", "change_of_power_context"),
+]
+
+
+@pytest.mark.parametrize(("language", "text", "code"), PROSE, ids=[f"{p[0]}-{p[2]}" for p in PROSE])
+def test_political_exposure_is_read_in_prose(
+    kb: KnowledgeBase, language: str, text: str, code: str
+) -> None:
+    result = run(
+        kb,
+        subject={"political_activity": text},
+        notice={"issuing_country": "KG", "charges": "Abuse of office"},
+    )
+    indicator = next((i for i in result.indicators if i.code == code), None)
+    assert indicator is not None, (language, text, sorted(codes(result)))
+    # The evidence quotes the words as they were typed, not their normalised form.
+    for ev in indicator.evidence:
+        assert ev.matched_text in text, (ev.matched_text, text)
+
+
+def test_evidence_quotes_what_was_typed_and_merges_overlaps(kb: KnowledgeBase) -> None:
+    result = run(
+        kb,
+        subject={"ethnicity": "UYGHUR", "occupation": "Former Minister of Agriculture"},
+        notice={"issuing_country": "CN", "charges": "组织、领导、参加恐怖组织罪"},
+    )
+    quoted = {e.matched_text for i in result.indicators for e in i.evidence}
+    assert "UYGHUR" in quoted
+    assert "Former Minister of" in quoted  # "former minister" and "minister of", merged
+    assert "minister of" not in quoted
+    assert "组织、领导、参加恐怖组织" in quoted
+
+
+def test_a_context_judge_is_not_the_person(kb: KnowledgeBase) -> None:
+    result = run(
+        kb,
+        notice={"issuing_country": "KG", "charges": "Fraud"},
+        context="The judge ordered his arrest after the prosecutor appealed.",
+    )
+    assert "political_exposure" not in codes(result)
+
+
+def test_whole_word_terms_do_not_match_inside_words(kb: KnowledgeBase) -> None:
+    result = run(
+        kb,
+        subject={"occupation": "sells coupons"},
+        notice={"issuing_country": "KG", "charges": "Fraud"},
+        context="A couple of riotous weeks.",
+    )
+    assert not {"change_of_power_context", "charge_assembly_protest"} & codes(result)
+
+
+# Inputs on which no rule may fire: every rule is shown silent on them.
+NEUTRAL = [
+    {"notice": {"issuing_country": "FR", "charges": "Theft of a bicycle"}},
+    {"subject": {"occupation": "accountant"}, "notice": {"charges": "Tax evasion"}},
+    {"subject": {"occupation": "accountant"}},
+]
+
+
+@pytest.mark.parametrize("body", NEUTRAL)
+def test_every_rule_is_silent_on_a_neutral_input(kb: KnowledgeBase, body: dict[str, Any]) -> None:
+    from app.engine.facts import gather
+    from app.engine.rules import RULES
+
+    facts = gather(ScreeningInput.model_validate(body), kb)
+    fired = {code for code, rule in RULES.items() if rule(facts, kb) is not None}
+    assert fired == set()
+    result = run(kb, **body)
+    assert (result.score, result.flag, result.return_risk.score) == (0, Flag.LOW, 0)
+
+
+@pytest.mark.parametrize("country", ["FR", "MX", "KG", "NG", "ZZ"])
+def test_absence_is_never_evidence(kb: KnowledgeBase, country: str) -> None:
+    """An unprofiled state, an ordinary charge, nothing about the person: no counter-indicator,
+    and the answer says it rests on little."""
+    for charges in ("Embezzlement", "Murder of two people", "Large-scale fraud"):
+        result = run(kb, notice={"issuing_country": country, "charges": charges})
+        assert result.counter_indicators == [], (country, charges)
+        assert result.confidence.level.value == "low", (country, charges)
+        first = result.missing_information[0].field
+        assert first == "subject.profile_tags", (country, charges)
+
+
+def test_counter_weight_never_cancels_protection_or_profile(kb: KnowledgeBase) -> None:
+    result = run(
+        kb,
+        subject={
+            "profile_tags": ["journalist"],
+            "refugee_status": {"status": "recognised", "granted_by": "DE"},
+        },
+        notice={"issuing_country": "FR", "charges": "Fraud"},
+        context="A German court granted extradition in 2019 and found no political motive. "
+        "Two co-accused were convicted.",
+    )
+    assert "found_compliant_elsewhere" in codes(result)
+    groups = result.score_formula.groups
+    floor = groups["profile"].subtotal + groups["protection"].subtotal
+    assert result.score_formula.protected_floor == floor
+    assert result.score >= floor
+    assert result.score == max(0, min(100, max(result.score_formula.raw_total, floor)))
+
+
+def test_return_risk_is_assessed_apart_from_the_flag(kb: KnowledgeBase) -> None:
+    """An ordinary fraud notice from a state documented for torture: low flag, high return
+    risk, and the non-refoulement ground still offered."""
+    result = run(
+        kb,
+        subject={"occupation": "sales manager"},
+        notice={
+            "issuing_country": "CN",
+            "charges": "Fraud: obtained USD 2 million from 30 victims",
+        },
+    )
+    assert result.flag is Flag.LOW
+    assert "torture_risk_on_return" not in {i.code for i in result.indicators}
+    assert result.return_risk.level in (Flag.ELEVATED, Flag.HIGH, Flag.SEVERE)
+    assert "torture_risk_on_return" in {i.code for i in result.return_risk.indicators}
+    assert "non_refoulement" in {g.basis for g in result.challenge_grounds}
+    assert set(result.return_risk.source_ids) <= set(result.sources)
+
+
+def test_confidence_rules(kb: KnowledgeBase) -> None:
+    full = run(
+        kb,
+        subject={
+            "occupation": "journalist",
+            "refugee_status": {"status": "recognised", "granted_by": "DE"},
+        },
+        notice={"issuing_country": "TR", "charges": "terör örgütü propagandası"},
+        context="The notice followed his articles.",
+    )
+    assert full.confidence.level.value == "high"
+    assert full.confidence.reasons == []
+    some = run(
+        kb,
+        subject={"occupation": "journalist"},
+        notice={"issuing_country": "TR", "charges": "terör örgütü propagandası"},
+    )
+    assert some.confidence.level.value == "medium"
+    assert {r.code for r in some.confidence.reasons} == {"refugee_status_unknown", "no_context"}
+    bare = run(kb, notice={"issuing_country": "TR", "charges": "Fraud"})
+    assert bare.confidence.level.value == "low"
+    assert "no_subject_information" in {r.code for r in bare.confidence.reasons}
+    unknown_state = run(
+        kb,
+        subject={"occupation": "journalist", "refugee_status": {"status": "none"}},
+        notice={"issuing_country": "FR", "charges": "Defamation"},
+        context="Nothing else is known.",
+    )
+    assert {r.code for r in unknown_state.confidence.reasons} == {"requesting_state_undocumented"}
+    assert unknown_state.confidence.level.value == "medium"
+    baseline = run(
+        kb,
+        subject={"occupation": "journalist", "refugee_status": {"status": "none"}},
+        notice={"issuing_country": "MM", "charges": "Defamation"},
+        context="Nothing else is known.",
+    )
+    assert {r.code for r in baseline.confidence.reasons} == {"requesting_state_baseline_only"}
+
+
+def test_baseline_alone_never_reaches_elevated(kb: KnowledgeBase) -> None:
+    for iso2, b in kb.baselines.items():
+        if b.freedom_in_the_world is None and b.transnational_repression is None:
+            continue
+        result = run(kb, notice={"issuing_country": iso2})
+        assert result.flag is Flag.LOW, iso2
+
+
+# Exact scores: every point, cap and boundary of the published formula pinned.
+EXACT: list[tuple[str, dict[str, Any], int, Flag, dict[str, int]]] = [
+    (
+        "state pattern alone (strong): 20, below elevated",
+        {"notice": {"issuing_country": "CN"}},
+        20,
+        Flag.LOW,
+        {"requesting_state_pattern": 20},
+    ),
+    (
+        "exactly the elevated boundary: political charge 25",
+        {"notice": {"issuing_country": "FR", "charges": "Insulting the president"}},
+        25,
+        Flag.ELEVATED,
+        {"charge_political_offence": 25},
+    ),
+    (
+        "charge group capped at 30: political 25 + military 20",
+        {"notice": {"issuing_country": "FR", "charges": "Desertion and insulting the president"}},
+        30,
+        Flag.ELEVATED,
+        {"charge_political_offence": 25, "military_offence": 20},
+    ),
+    (
+        "exactly the high boundary: recognised refugee 30 + state 20",
+        {
+            "subject": {"refugee_status": {"status": "recognised", "granted_by": "DE"}},
+            "notice": {"issuing_country": "CN"},
+        },
+        50,
+        Flag.HIGH,
+        {"requesting_state_pattern": 20, "refugee_from_requesting_state": 30},
+    ),
+    (
+        "profile capped at 35, charge 30, state 20, corroborated 8: severe",
+        {
+            "subject": {
+                "ethnicity": "Uyghur",
+                "profile_tags": ["journalist"],
+                "political_activity": "campaigns for autonomy",
+            },
+            "notice": {"issuing_country": "CN", "charges": "煽动颠覆国家政权罪; 分裂国家罪"},
+            "context": "Her relatives were detained in 2019.",
+        },
+        99,
+        Flag.SEVERE,
+        {
+            "requesting_state_pattern": 20,
+            "charge_political_offence": 25,
+            "profile_dissident": 20,
+            "targeted_group_membership": 20,
+            "political_opposition": 15,
+            "provision_political_use": 15,
+            "family_pressure": 6,
+            "corroborated": 8,
+        },
+    ),
+    (
+        "counter-indicators: victims and co-accused, nothing political",
+        {
+            "subject": {"occupation": "car dealer"},
+            "notice": {"issuing_country": "CN", "charges": "Murder of two victims"},
+            "context": "Two co-accused were convicted in 2020.",
+        },
+        0,
+        Flag.LOW,
+        {
+            "requesting_state_pattern": 20,
+            "ordinary_crime_with_victims": -20,
+            "co_accused_convicted": -10,
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "score", "flag", "points"), EXACT, ids=[e[0] for e in EXACT]
+)
+def test_exact_scores(
+    kb: KnowledgeBase,
+    name: str,
+    body: dict[str, Any],
+    score: int,
+    flag: Flag,
+    points: dict[str, int],
+) -> None:
+    result = run(kb, **body)
+    fired = {i.code: i.points for i in result.indicators + result.counter_indicators}
+    assert fired == points, name
+    assert (result.score, result.flag) == (score, flag), name

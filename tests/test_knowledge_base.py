@@ -13,8 +13,8 @@ import yaml
 from app.kb.loader import DATA_DIR, DEFAULT_COUNTRY, KnowledgeBase, KnowledgeBaseError, load
 
 # Changing any data file changes the hash: bump release.yaml's version and update both here.
-PINNED_VERSION = "1.6.0"
-PINNED_SHA256 = "d8edefa22b4965b74641676977a099afc1d24b0e95426e6ae42626fb851bbc4b"
+PINNED_VERSION = "2.0.0"
+PINNED_SHA256 = "671c579855669a9b3e39416a8e2077924afc39402a88cf0175c5bd7923c739c2"
 
 REQUIRED_COUNTRIES = {
     "CN",
@@ -73,9 +73,18 @@ def test_everything_cites_and_every_source_is_cited(kb: KnowledgeBase) -> None:
     for cs in kb.cases.values():
         assert cs.source_ids, cs.id
         cited |= set(cs.source_ids)
-    for rec in [*kb.groups.values(), *kb.profile_tags.values(), *kb.offence_categories.values()]:
+    for rec in [
+        *kb.groups.values(),
+        *kb.profile_tags.values(),
+        *kb.offence_categories.values(),
+        *kb.exposure_roles.values(),
+    ]:
         assert rec.source_ids
         cited |= set(rec.source_ids)
+    for b in kb.baselines.values():
+        for part in (b.admitted, b.freedom_in_the_world, b.transnational_repression):
+            if part is not None:
+                cited.add(part.source_id)
     for ind in kb.scoring.indicators.values():
         cited |= set(ind.source_ids)
     for gr in kb.scoring.challenge_grounds.values():

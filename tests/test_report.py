@@ -27,11 +27,12 @@ pytestmark = pytest.mark.anyio
 
 HIGH_RISK: dict[str, Any] = SCREENING_EXAMPLES["uyghur_activist"]["value"]
 SECTIONS = [
+    "Flag, return risk and confidence",
     "Submitted information",
-    "Flag and score",
     "Points by indicator",
     "Indicators",
     "Counter-indicators",
+    "Return-risk indicators",
     "Grounds to challenge the notice",
     "Similar documented cases",
     "Missing information",
@@ -113,8 +114,15 @@ def independent_sha256(screening: dict[str, Any]) -> str:
 
 def first_citation_order(screening: dict[str, Any]) -> list[str]:
     order: list[str] = []
-    for kind in ("indicators", "counter_indicators", "challenge_grounds", "similar_cases"):
-        for item in screening[kind]:
+    lists = {**screening, "return_risk_indicators": screening["return_risk"]["indicators"]}
+    for kind in (
+        "indicators",
+        "counter_indicators",
+        "return_risk_indicators",
+        "challenge_grounds",
+        "similar_cases",
+    ):
+        for item in lists[kind]:
             for source_id in item["source_ids"]:
                 if source_id in screening["sources"] and source_id not in order:
                     order.append(source_id)
@@ -165,6 +173,12 @@ async def test_report_shows_the_whole_screening_with_numbered_sources(
     flag = squash(doc.by_id("flag").text)
     assert "Flag: SEVERE" in flag
     assert f"score {screening['score']} of 100" in flag
+    # The second assessment and the confidence stand beside the flag, before anything else.
+    risk = screening["return_risk"]
+    assert f"Return risk: {risk['level'].upper()}" in flag
+    assert f"score {risk['score']} of 100" in flag
+    assert f"Confidence: {screening['confidence']['level']}" in flag
+    assert doc.elements.index(doc.by_id("flag")) < doc.elements.index(doc.by_id("submitted"))
     for name, value in screening["thresholds"].items():
         assert f"{name.capitalize()}" in flag
         assert str(value) in flag

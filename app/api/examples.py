@@ -38,20 +38,21 @@ SCREENING_EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "ordinary_fraud": {
         "summary": "Ordinary fraud case, no political factor",
-        "description": "A fraud charge with identified victims and no profile factor, from a "
-        "state with no documented pattern.",
+        "description": "A fraud charge with identified victims, co-accused already convicted "
+        "and no political factor, from a state rated free.",
         "value": {
             "subject": {"nationalities": ["PT"], "occupation": "Sales manager"},
             "notice": {
                 "type": "red_notice",
                 "issuing_country": "PT",
                 "issued_date": "2023-05",
-                "charges": "Aggravated fraud: obtained EUR 2.4 million from 37 investors "
+                "charges": "Aggravated fraud: obtained EUR 2.4 million from 37 victims "
                 "through a fictitious property scheme",
                 "legal_provisions": ["Article 218 of the Portuguese Penal Code"],
                 "conviction_in_absentia": False,
             },
-            "context": "The investors filed complaints in 2021; the client left Portugal in 2022.",
+            "context": "The investors filed complaints in 2021; the client left Portugal in 2022. "
+            "Two co-accused were convicted in Lisbon in 2023.",
         },
     },
     "raw_interpol_notice": {

@@ -3,6 +3,8 @@ the knowledge base once per screening."""
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -10,7 +12,8 @@ from typing import NamedTuple
 from app.engine.inputs import Notice, ScreeningInput, Subject
 from app.kb.compiled import Hit
 from app.kb.loader import DEFAULT_COUNTRY, KnowledgeBase
-from app.kb.schema import Country, NoticeType
+from app.kb.schema import Baseline, Country, NoticeType
+from app.kb.text import has_cjk, normalise, origins
 
 # Which kinds of knowledge-base entry count in which input field. A charge may name a group
 # ("FETÖ membership"); a narrative may name a profession, a group or a cue, but an offence word
@@ -19,12 +22,12 @@ _SUBJECT_FIELDS = ("ethnicity", "religion", "occupation", "political_activity")
 _KINDS_BY_FIELD: dict[str, frozenset[str]] = {
     "subject.ethnicity": frozenset({"group"}),
     "subject.religion": frozenset({"group"}),
-    "subject.occupation": frozenset({"group", "tag"}),
-    "subject.political_activity": frozenset({"group", "tag", "cue"}),
-    "subject.affiliations": frozenset({"group", "tag"}),
+    "subject.occupation": frozenset({"group", "tag", "exposure"}),
+    "subject.political_activity": frozenset({"group", "tag", "cue", "exposure"}),
+    "subject.affiliations": frozenset({"group", "tag", "exposure"}),
     "notice.charges": frozenset({"group", "category", "provision", "cue"}),
     "notice.legal_provisions": frozenset({"category", "provision"}),
-    "context": frozenset({"group", "cue"}),
+    "context": frozenset({"group", "cue", "exposure"}),
 }
 
 
@@ -35,6 +38,8 @@ class Evidence(NamedTuple):
     field: str
     matched_text: str
     knowledge_base_entry: str
+    start: int = -1  # the match's span in the field's normalised text (-1: not from text)
+    end: int = -1
 
 
 @dataclass(slots=True)
@@ -44,12 +49,41 @@ class Facts:
     issuing_country: str | None
     country: Country
     documented_state: bool
+    baseline: Baseline | None = None
     groups: dict[str, list[Evidence]] = field(default_factory=dict)
     tags: dict[str, list[Evidence]] = field(default_factory=dict)
     categories: dict[str, list[Evidence]] = field(default_factory=dict)
     provisions: dict[str, list[Evidence]] = field(default_factory=dict)
     cues: dict[str, list[Evidence]] = field(default_factory=dict)
     charge_cues: dict[str, list[Evidence]] = field(default_factory=dict)
+    exposure: dict[str, list[Evidence]] = field(default_factory=dict)
+    # Each free-text field as it was typed, by label, so evidence can quote what was written.
+    texts: dict[str, str] = field(default_factory=dict)
+    norms: dict[str, str] = field(default_factory=dict)
+    _origins: dict[str, list[int] | None] = field(default_factory=dict)
+    # Rule results, computed once: some rules read others (corroboration, the counters).
+    fired: dict[str, object] = field(default_factory=dict)
+
+    def typed(self, ev: Evidence) -> str:
+        """The words of ``ev`` as they were typed (its normalised form where the field's text
+        cannot be mapped back)."""
+        text = self.texts.get(ev.field)
+        if text is None or ev.start < 0:
+            return ev.matched_text
+        if text.isascii():
+            quoted = _ascii_span(text, self.norms[ev.field], ev.start, ev.end)
+            if quoted is not None:
+                return quoted
+        if ev.field not in self._origins:
+            self._origins[ev.field] = origins(text)
+        where = self._origins[ev.field]
+        if where is None or ev.end > len(where) or ev.start >= ev.end:
+            return ev.matched_text
+        stop = where[ev.end - 1] + 1
+        # A term matches at a word start ("экстремис" in "экстремистской"): quote the whole word.
+        while stop < len(text) and text[stop].isalnum() and not has_cjk(text[stop]):
+            stop += 1
+        return text[where[ev.start] : stop]
 
     @property
     def issued_year(self) -> int | None:
@@ -58,6 +92,32 @@ class Facts:
     @property
     def is_diffusion(self) -> bool:
         return self.notice.type is NoticeType.DIFFUSION
+
+
+@functools.lru_cache(maxsize=4096)
+def _words(norm_match: str) -> re.Pattern[str]:
+    """A pattern for the typed form of an ASCII match: its words, with anything but letters
+    and digits between them, in any case."""
+    return re.compile(r"[\W_]*".join(map(re.escape, norm_match.split())), re.IGNORECASE)
+
+
+def _ascii_span(text: str, norm: str, start: int, end: int) -> str | None:
+    """The typed words of the normalised span ``norm[start:end]`` of an ASCII ``text``: the
+    k-th occurrence in the text is the k-th in its normalised form (lower-casing ASCII keeps
+    letters and digits in place and order)."""
+    match = norm[start:end]
+    if not match or "¦" in match:
+        return None
+    k = norm.count(match, 0, start)
+    for n, m in enumerate(_words(match).finditer(text)):
+        if n == k:
+            if normalise(m.group()) != match:
+                return None  # the two counts disagree: let the slower mapping decide
+            stop = m.end()
+            while stop < len(text) and text[stop].isalnum():
+                stop += 1
+            return text[m.start() : stop]
+    return None
 
 
 def _add(bucket: dict[str, list[Evidence]], key: str, ev: Evidence) -> None:
@@ -92,6 +152,7 @@ def gather(request: ScreeningInput, kb: KnowledgeBase) -> Facts:
         issuing_country=issuing,
         country=country,
         documented_state=issuing is not None and country.iso2 != DEFAULT_COUNTRY,
+        baseline=kb.baseline(issuing),
     )
     for tag in subject.profile_tags:
         _add(
@@ -105,8 +166,17 @@ def gather(request: ScreeningInput, kb: KnowledgeBase) -> Facts:
         )
     for label, key, text in _texts(subject, notice, request.context):
         allowed = _KINDS_BY_FIELD[key]
-        hits = [h for h in kb.matcher.find(text, allowed) if not h.negated]
+        found, norm = kb.matcher.scan(text, allowed)
+        hits = [h for h in found if not h.negated]
+        facts.texts[label] = text
+        facts.norms[label] = norm
         for hit in hits:
+            if (
+                hit.kind == "exposure"
+                and key == "context"
+                and not kb.exposure_roles[hit.ref].in_context
+            ):
+                continue  # a narrative's judge or officer is seldom the person
             _record(facts, kb, label, hit)
         if key in ("context", "subject.political_activity"):
             _pairs(facts, label, hits)
@@ -134,6 +204,8 @@ def _pairs(facts: Facts, label: str, hits: list[Hit]) -> None:
                             field=label,
                             matched_text=f"{a.matched} … {b.matched}",
                             knowledge_base_entry=f"cue:{first}+{second}",
+                            start=lo.start,
+                            end=hi.end,
                         ),
                     )
                     break
@@ -144,15 +216,15 @@ def _clause_between(a: Hit, b: Hit) -> bool:
 
 
 def _record(facts: Facts, kb: KnowledgeBase, label: str, hit: Hit) -> None:
-    ev = Evidence(
-        field=label, matched_text=hit.matched, knowledge_base_entry=f"{hit.kind}:{hit.ref}"
-    )
+    ev = Evidence(label, hit.matched, f"{hit.kind}:{hit.ref}", hit.start, hit.end)
     if hit.kind == "group":
         _add(facts.groups, hit.ref, ev)
     elif hit.kind == "tag":
         _add(facts.tags, hit.ref, ev)
     elif hit.kind == "category":
         _add(facts.categories, hit.ref, ev)
+    elif hit.kind == "exposure":
+        _add(facts.exposure, hit.ref, ev)
     elif hit.kind == "cue":
         _add(facts.charge_cues if label == "notice.charges" else facts.cues, hit.ref, ev)
     elif hit.kind == "provision":
@@ -164,7 +236,5 @@ def _record(facts: Facts, kb: KnowledgeBase, label: str, hit: Hit) -> None:
         _add(
             facts.categories,
             provision.category,
-            Evidence(
-                field=label, matched_text=hit.matched, knowledge_base_entry=f"provision:{hit.ref}"
-            ),
+            Evidence(label, hit.matched, f"provision:{hit.ref}", hit.start, hit.end),
         )

@@ -24,7 +24,9 @@ class Evidence(BaseModel):
     field: str = Field(
         description="The input field, e.g. `notice.charges` or `subject.affiliations[0]`."
     )
-    matched_text: str = Field(description="The words that matched, in normalised form.")
+    matched_text: str = Field(
+        description="The words that matched, quoted as they were typed in the field."
+    )
     knowledge_base_entry: str = Field(description="The entry they matched, as `kind:id`.")
 
 
@@ -87,6 +89,11 @@ class ScoreFormula(BaseModel):
     expression: str
     groups: dict[str, GroupSubtotal]
     raw_total: int
+    protected_floor: int = Field(
+        default=0,
+        description="The sum of the protected groups' subtotals: counter-indicators never take "
+        "the score below it.",
+    )
     score: int
 
 
@@ -95,10 +102,48 @@ class KnowledgeBaseRef(BaseModel):
     sha256: str
 
 
-class ScreeningResult(BaseModel):
+class ConfidenceLevel(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class ConfidenceReason(BaseModel):
+    code: str = Field(description="A stable code, e.g. `no_subject_information`.")
+    text: str = Field(description="The reason in words.")
+
+
+class Confidence(BaseModel):
+    """How much the result rests on. Missing facts and an undocumented requesting state lower
+    confidence; they never lower the score."""
+
+    level: ConfidenceLevel
+    reasons: list[ConfidenceReason]
+
+
+class ReturnRisk(BaseModel):
+    """What the person risks if returned to the requesting state (torture or ill-treatment,
+    persecution), assessed apart from whether the notice is political."""
+
+    level: Flag = Field(description="low, elevated, high or severe, by `thresholds`.")
     score: int = Field(ge=0, le=100)
+    thresholds: Thresholds
+    indicators: list[Indicator]
+    score_formula: ScoreFormula
+    source_ids: list[str]
+
+
+class ScreeningResult(BaseModel):
+    score: int = Field(
+        ge=0,
+        le=100,
+        description="How strongly the input matches documented signs that the notice is "
+        "political or otherwise contrary to INTERPOL's rules.",
+    )
     flag: Flag
     thresholds: Thresholds
+    confidence: Confidence
+    return_risk: ReturnRisk
     indicators: list[Indicator]
     counter_indicators: list[Indicator]
     challenge_grounds: list[ChallengeGround]

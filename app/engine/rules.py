@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from app.engine.facts import Evidence, Facts
 from app.engine.inputs import RefugeeStatusValue
 from app.kb.loader import KnowledgeBase
-from app.kb.schema import Level
+from app.kb.schema import FreedomStatus, IndicatorSpec, Level, Stance
 
 PROTECTED = {
     RefugeeStatusValue.RECOGNISED: "recognised",
@@ -30,6 +31,14 @@ class Firing:
 
 
 Rule = Callable[[Facts, KnowledgeBase], Firing | None]
+
+
+def run(code: str, f: Facts, kb: KnowledgeBase) -> Firing | None:
+    """The rule ``code`` on these facts, computed once per screening (rules that read other
+    rules, and the engine, share the result)."""
+    if code not in f.fired:
+        f.fired[code] = RULES[code](f, kb)
+    return cast("Firing | None", f.fired[code])
 
 
 def _ev(field_name: str, text: str, entry: str) -> Evidence:
@@ -58,6 +67,29 @@ def _profile(f: Facts, kb: KnowledgeBase) -> list[Evidence]:
     return [ev for tag, evs in f.tags.items() if tag in counted for ev in evs]
 
 
+def _exposure(f: Facts, kb: KnowledgeBase, stance: Stance) -> list[Evidence]:
+    """Political roles in prose of one stance (office, opposition, change of power)."""
+    roles = kb.exposure_roles
+    return [ev for role, evs in f.exposure.items() if roles[role].stance is stance for ev in evs]
+
+
+def _opponent(f: Facts, kb: KnowledgeBase) -> list[Evidence]:
+    """What makes the person an opponent of the requesting state's leadership: a critic's
+    profile, an opposition role, the losing side of a change of power, membership of a
+    targeted group. A post held is not enough: former officials are also genuinely wanted."""
+    return (
+        _profile(f, kb)
+        + _exposure(f, kb, Stance.OPPOSITION)
+        + _exposure(f, kb, Stance.CHANGE_OF_POWER)
+        + [ev for evs in _targeted_groups(f, kb).values() for ev in evs]
+    )
+
+
+def _political_person(f: Facts, kb: KnowledgeBase) -> list[Evidence]:
+    """An opponent, or a current or former official."""
+    return _opponent(f, kb) + _exposure(f, kb, Stance.OFFICE)
+
+
 def _targeted_groups(f: Facts, kb: KnowledgeBase) -> dict[str, list[Evidence]]:
     if f.issuing_country is None:
         return {}
@@ -74,13 +106,6 @@ def requesting_state_pattern(f: Facts, kb: KnowledgeBase) -> Firing | None:
         return None
     sources = [s for finding in f.country.findings[:3] for s in finding.source_ids]
     return Firing([_country_ev(f)], f.country.documentation_level.value, sources)
-
-
-def no_documented_state_pattern(f: Facts, kb: KnowledgeBase) -> Firing | None:
-    """The issuing state is known and has no profile in the knowledge base."""
-    if f.issuing_country is None or f.documented_state:
-        return None
-    return Firing([_ev("notice.issuing_country", f.issuing_country, "country:ZZ")])
 
 
 def charge_political_offence(f: Facts, kb: KnowledgeBase) -> Firing | None:
@@ -123,7 +148,7 @@ def charge_vague_extremism_terrorism(f: Facts, kb: KnowledgeBase) -> Firing | No
 def charge_economic_against_critic(f: Facts, kb: KnowledgeBase) -> Firing | None:
     """Fraud, tax or corruption charges against someone with a critic's or opponent's profile."""
     economic = _of(f, "fraud_economic", "corruption")
-    profile = _profile(f, kb) + [ev for evs in _targeted_groups(f, kb).values() for ev in evs]
+    profile = _opponent(f, kb)
     if not economic or not profile:
         return None
     return Firing(economic + profile[:2])
@@ -133,7 +158,7 @@ def provision_political_use(f: Facts, kb: KnowledgeBase) -> Firing | None:
     """A cited provision is documented (or reported) as used against critics or minorities."""
     # A fraud or embezzlement article is "used politically" only against someone with a
     # critic's profile; against anyone else it is an ordinary charge.
-    profiled = bool(_profile(f, kb) or _targeted_groups(f, kb))
+    profiled = bool(_political_person(f, kb))
     provisions = [
         p
         for p in f.provisions
@@ -207,9 +232,8 @@ def timing_after_exit_or_criticism(f: Facts, kb: KnowledgeBase) -> Firing | None
     # Every fugitive leaves before the notice: departure only counts where something else
     # about the case or the person is political.
     political = bool(
-        _profile(f, kb)
-        or _targeted_groups(f, kb)
-        or _of(f, "political", "expression", "religion", "terrorism", "extremism")
+        _opponent(f, kb)
+        or _of(f, "political", "assembly", "expression", "religion", "terrorism", "extremism")
     )
     if political and left is not None and issued is not None and issued >= left:
         evidence.insert(
@@ -260,34 +284,240 @@ def family_pressure(f: Facts, kb: KnowledgeBase) -> Firing | None:
     return Firing(evidence) if evidence else None
 
 
-def violent_or_sexual_crime_with_victims(f: Facts, kb: KnowledgeBase) -> Firing | None:
-    """Counter: the charge is a violent or sexual crime, or names victims, deaths or injuries."""
-    evidence = _of(f, "violent", "sexual") + f.charge_cues.get("victim_detail", [])
-    if not evidence:
-        return None  # weapon or explosive words alone name no victim
-    return Firing(evidence + f.charge_cues.get("weapon_detail", []))
-
-
-def ordinary_crime_without_profile(f: Facts, kb: KnowledgeBase) -> Firing | None:
-    """Counter: an ordinary-law charge, and nothing political about the charge or the person."""
-    ordinary = _categories(f, kb, "ordinary_crime")
-    if not ordinary:
-        return None
-    political = (
-        _categories(f, kb, "political_character")
-        or _of(f, "terrorism", "extremism")
-        or _categories(f, kb, "rpd_excluded")
-        or _profile(f, kb)
-        or _targeted_groups(f, kb)
-        or _protected(f)
-        or provision_political_use(f, kb)
-    )
-    return None if political else Firing(ordinary)
-
-
 def _protected(f: Facts) -> bool:
     """Recognised refugee or pending asylum claim against the requesting state."""
     return _refugee_level(f) in ("recognised", "asylum_pending")
+
+
+def state_baseline(f: Facts, kb: KnowledgeBase) -> Firing | None:
+    """A state without a detailed profile that global indices rate not free or partly free,
+    or name as an origin of transnational repression."""
+    b = f.baseline
+    if f.documented_state or b is None:
+        return None
+    rating = b.freedom_in_the_world
+    listed = b.transnational_repression is not None and b.transnational_repression.origin_state
+    status = rating.status if rating is not None else None
+    level = (
+        {
+            FreedomStatus.NOT_FREE: "not_free",
+            FreedomStatus.PARTLY_FREE: "partly_free",
+            FreedomStatus.FREE: "free",
+        }.get(status)
+        if status is not None
+        else None
+    )
+    if level is None and not listed:
+        return None
+    if listed:
+        level = f"{level}_listed" if level else "partly_free_listed"
+    evidence, sources = [], []
+    if rating is not None:
+        evidence.append(
+            _ev(
+                "notice.issuing_country",
+                f.issuing_country or "",
+                f"baseline:{b.iso2}.freedom_in_the_world:{rating.status.value}:{rating.score}",
+            )
+        )
+        sources.append(rating.source_id)
+    if listed and b.transnational_repression is not None:
+        evidence.append(
+            _ev(
+                "notice.issuing_country",
+                f.issuing_country or "",
+                f"baseline:{b.iso2}.transnational_repression",
+            )
+        )
+        sources.append(b.transnational_repression.source_id)
+    return Firing(evidence, level, sources)
+
+
+def _state_context(f: Facts) -> str:
+    """How repressive the requesting state's record is, for weighing a political role."""
+    if f.documented_state and f.country.documentation_level in (Level.STRONG, Level.MODERATE):
+        return "repressive"
+    rating = f.baseline.freedom_in_the_world if f.baseline is not None else None
+    if rating is None:
+        return "repressive" if f.documented_state else "unknown"
+    return {
+        FreedomStatus.NOT_FREE: "repressive",
+        FreedomStatus.PARTLY_FREE: "partly_free",
+        FreedomStatus.FREE: "free",
+    }[rating.status]
+
+
+def _roles(evidence: list[Evidence], kb: KnowledgeBase, level: str | None) -> Firing | None:
+    if not evidence:
+        return None
+    roles = sorted({ev.knowledge_base_entry.split(":", 1)[1] for ev in evidence})
+    return Firing(evidence, level, [s for r in roles for s in kb.exposure_roles[r].source_ids])
+
+
+def political_exposure(f: Facts, kb: KnowledgeBase) -> Firing | None:
+    """A current or former head of state or government, minister, legislator, party or
+    regional official, judge, prosecutor or security officer."""
+    return _roles(_exposure(f, kb, Stance.OFFICE), kb, _state_context(f))
+
+
+def political_opposition(f: Facts, kb: KnowledgeBase) -> Firing | None:
+    """An insider who broke with the leadership, a funder or candidate of the opposition, a
+    campaigner for independence or autonomy."""
+    return _roles(_exposure(f, kb, Stance.OPPOSITION), kb, None)
+
+
+def change_of_power_context(f: Facts, kb: KnowledgeBase) -> Firing | None:
+    """The case follows a coup or another change of power."""
+    return _roles(_exposure(f, kb, Stance.CHANGE_OF_POWER), kb, None)
+
+
+def charge_assembly_protest(f: Facts, kb: KnowledgeBase) -> Firing | None:
+    """An assembly or protest offence: unauthorised gathering, rioting, damage at a protest."""
+    evidence = _of(f, "assembly")
+    return Firing(evidence) if evidence else None
+
+
+def violent_charge_against_opponent(f: Facts, kb: KnowledgeBase) -> Firing | None:
+    """A violent, sexual or terrorism charge against a person with a political profile."""
+    charge = _of(f, "violent", "sexual", "terrorism") + f.charge_cues.get("victim_detail", [])
+    if not charge or run("charge_vague_extremism_terrorism", f, kb) is not None:
+        return None  # a vague terrorism label has its own indicator
+    person = _opponent(f, kb)
+    if not person:
+        return None
+    return Firing(charge + person[:2])
+
+
+def foreign_investigation_closed(f: Facts, kb: KnowledgeBase) -> Firing | None:
+    """Authorities investigated the same allegations and closed the case."""
+    evidence = f.cues.get("foreign_investigation_closed", []) + f.charge_cues.get(
+        "foreign_investigation_closed", []
+    )
+    return Firing(evidence) if evidence else None
+
+
+def _victims(f: Facts) -> list[Evidence]:
+    """A charge that alleges harm to a person: a violent or sexual offence, or victim words."""
+    return _of(f, "violent", "sexual") + f.charge_cues.get("victim_detail", [])
+
+
+# Groups whose indicators are political, protective or procedural factors: with any of them
+# fired, the victims counter-indicator stays silent.
+_FACTOR_CODES = (
+    "charge_political_offence",
+    "charge_vague_extremism_terrorism",
+    "charge_economic_against_critic",
+    "charge_rpd_excluded_category",
+    "provision_political_use",
+    "military_offence",
+    "charge_assembly_protest",
+    "profile_dissident",
+    "targeted_group_membership",
+    "political_exposure",
+    "political_opposition",
+    "change_of_power_context",
+    "violent_charge_against_opponent",
+    "refugee_from_requesting_state",
+    "timing_after_exit_or_criticism",
+    "conviction_in_absentia",
+    "diffusion_unreviewed",
+    "repeat_request_after_deletion",
+    "family_pressure",
+    "foreign_investigation_closed",
+)
+
+
+def _any_factor(f: Facts, kb: KnowledgeBase) -> bool:
+    return any(run(code, f, kb) is not None for code in _FACTOR_CODES)
+
+
+def _person_described(f: Facts) -> bool:
+    """Something about the person was submitted: without it, nothing political can have been
+    seen, and silence is not evidence."""
+    s = f.subject
+    return bool(
+        s.profile_tags
+        or s.occupation
+        or s.political_activity
+        or s.affiliations
+        or s.ethnicity
+        or s.religion
+        or (s.refugee_status is not None and s.refugee_status.status.value != "unknown")
+    )
+
+
+def ordinary_crime_with_victims(f: Facts, kb: KnowledgeBase) -> Firing | None:
+    """Counter: a violent or sexual crime with alleged victims, the person described, and no
+    political, protection or procedural factor at all."""
+    victims = _victims(f)
+    if not victims or not _person_described(f) or _any_factor(f, kb):
+        return None
+    return Firing(victims + f.charge_cues.get("weapon_detail", []))
+
+
+def found_compliant_elsewhere(f: Facts, kb: KnowledgeBase) -> Firing | None:
+    """Counter: a court of another state or the CCF found the request an ordinary-law
+    matter."""
+    evidence = f.cues.get("found_compliant", [])
+    return Firing(evidence) if evidence else None
+
+
+def co_accused_convicted(f: Facts, kb: KnowledgeBase) -> Firing | None:
+    """Counter: co-accused in the same case were convicted, and the person has no political
+    profile."""
+    evidence = f.cues.get("co_accused_convicted", [])
+    if not evidence or _political_person(f, kb) or _protected(f):
+        return None
+    return Firing(evidence)
+
+
+# The groups whose evidence is about this case (not the requesting state's record in general).
+_CASE_GROUPS = ("charge", "profile", "protection", "procedure")
+
+
+def corroborated(f: Facts, kb: KnowledgeBase) -> Firing | None:
+    """Independent signs in three or more of the case's own groups (charge, profile,
+    protection, procedure) point the same way."""
+    specs = kb.scoring.indicators
+    groups: dict[str, Evidence] = {}
+    for code in _FACTOR_CODES:
+        group = specs[code].group
+        if group in _CASE_GROUPS and group not in groups:
+            firing = run(code, f, kb)
+            if firing is not None and firing.evidence and _points_for(specs[code], firing) > 0:
+                groups[group] = firing.evidence[0]
+    if len(groups) < CORROBORATING_GROUPS:
+        return None
+    return Firing([groups[g] for g in _CASE_GROUPS if g in groups])
+
+
+CORROBORATING_GROUPS = 3
+
+
+def _points_for(spec: IndicatorSpec, firing: Firing) -> int:
+    if spec.points_by_level and firing.level is not None:
+        return spec.points_by_level.get(firing.level, 0)
+    return spec.points
+
+
+def protection_need(f: Facts, kb: KnowledgeBase) -> Firing | None:
+    """Return risk: refugee status held, or asylum sought, against the requesting state."""
+    level = _refugee_level(f)
+    if level not in ("recognised", "asylum_pending"):
+        return None
+    ev = _ev("subject.refugee_status.status", level, f"refugee_status:{level}")
+    return Firing([ev], level)
+
+
+def profile_at_risk_in_detention(f: Facts, kb: KnowledgeBase) -> Firing | None:
+    """Return risk: a political profile in a state documented as ill-treating detainees."""
+    risk = f.country.torture_risk
+    if not f.documented_state or risk.level not in (Level.STRONG, Level.MODERATE):
+        return None
+    person = _political_person(f, kb)
+    if not person:
+        return None
+    return Firing(person[:4], None, list(risk.source_ids))
 
 
 RULES: dict[str, Rule] = {
@@ -307,7 +537,17 @@ RULES: dict[str, Rule] = {
     "repeat_request_after_deletion": repeat_request_after_deletion,
     "family_pressure": family_pressure,
     "military_offence": military_offence,
-    "violent_or_sexual_crime_with_victims": violent_or_sexual_crime_with_victims,
-    "no_documented_state_pattern": no_documented_state_pattern,
-    "ordinary_crime_without_profile": ordinary_crime_without_profile,
+    "state_baseline": state_baseline,
+    "political_exposure": political_exposure,
+    "political_opposition": political_opposition,
+    "change_of_power_context": change_of_power_context,
+    "charge_assembly_protest": charge_assembly_protest,
+    "violent_charge_against_opponent": violent_charge_against_opponent,
+    "foreign_investigation_closed": foreign_investigation_closed,
+    "corroborated": corroborated,
+    "ordinary_crime_with_victims": ordinary_crime_with_victims,
+    "found_compliant_elsewhere": found_compliant_elsewhere,
+    "co_accused_convicted": co_accused_convicted,
+    "protection_need": protection_need,
+    "profile_at_risk_in_detention": profile_at_risk_in_detention,
 }

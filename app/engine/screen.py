@@ -9,27 +9,33 @@ from __future__ import annotations
 
 import functools
 
+from app.engine.facts import Evidence as RawEvidence
 from app.engine.facts import Facts, gather
 from app.engine.inputs import ScreeningInput
 from app.engine.result import (
     ChallengeGround,
+    Confidence,
+    ConfidenceLevel,
+    ConfidenceReason,
     Evidence,
     Flag,
     GroupSubtotal,
     Indicator,
     KnowledgeBaseRef,
     MissingInformation,
+    ReturnRisk,
     ScoreFormula,
     ScreeningResult,
     SimilarCase,
     SourceRef,
     Thresholds,
 )
-from app.engine.rules import RULES, Firing
+from app.engine.rules import Firing, run
 from app.kb.loader import KnowledgeBase
-from app.kb.schema import IndicatorKind, IndicatorSpec
+from app.kb.schema import Assessment, IndicatorKind, IndicatorSpec
+from app.kb.schema import Thresholds as ThresholdSpec
 
-ENGINE_VERSION = "1.0.0"
+ENGINE_VERSION = "2.0.0"
 MAX_SOURCES_PER_ITEM = 6
 MAX_SIMILAR_CASES = 5
 
@@ -61,7 +67,7 @@ def _patterns_for(code: str, facts: Facts, kb: KnowledgeBase) -> list[str]:
 def _fire(facts: Facts, kb: KnowledgeBase) -> list[Indicator]:
     fired: list[Indicator] = []
     for code, spec in kb.scoring.indicators.items():
-        firing = RULES[code](facts, kb)
+        firing = run(code, facts, kb)
         if firing is None:
             continue
         points = _points(spec, firing)
@@ -74,14 +80,7 @@ def _fire(facts: Facts, kb: KnowledgeBase) -> list[Indicator]:
                 points=points,
                 group=spec.group,
                 explanation=spec.description,
-                evidence=[
-                    Evidence(
-                        field=e.field,
-                        matched_text=e.matched_text,
-                        knowledge_base_entry=e.knowledge_base_entry,
-                    )
-                    for e in firing.evidence[:12]
-                ],
+                evidence=_evidence(firing, facts),
                 patterns=_patterns_for(code, facts, kb),
                 source_ids=_dedupe(firing.source_ids + list(spec.source_ids)),
             )
@@ -89,7 +88,52 @@ def _fire(facts: Facts, kb: KnowledgeBase) -> list[Indicator]:
     return fired
 
 
-def _score(indicators: list[Indicator], kb: KnowledgeBase) -> ScoreFormula:
+def _evidence(firing: Firing, facts: Facts) -> list[Evidence]:
+    """The firing's evidence, each quoting the words as they were typed; matches that overlap
+    in the same field ("former minister" and "minister of") are quoted once, merged."""
+    kept: list[RawEvidence] = []
+    for e in firing.evidence:
+        for n, k in enumerate(kept):
+            if _overlap(e, k):
+                kept[n] = k._replace(start=min(k.start, e.start), end=max(k.end, e.end))
+                break
+            if (
+                k.start < 0
+                and e.start < 0
+                and (k.field, k.matched_text)
+                == (
+                    e.field,
+                    e.matched_text,
+                )
+            ):
+                break
+        else:
+            kept.append(e)
+    return [
+        Evidence(
+            field=e.field, matched_text=facts.typed(e), knowledge_base_entry=e.knowledge_base_entry
+        )
+        for e in kept[:MAX_EVIDENCE]
+    ]
+
+
+def _overlap(a: RawEvidence, b: RawEvidence) -> bool:
+    """Two matches share characters of the same field's text."""
+    if a.field != b.field or a.start < 0 or b.start < 0:
+        return False
+    return a.start < b.end and b.start < a.end
+
+
+MAX_EVIDENCE = 12
+_EXPRESSION = (
+    "score = clamp(max(sum over groups of clamp(sum of the group's points, -cap, cap), "
+    "protected_floor), 0, 100), where protected_floor is the sum of the subtotals of the "
+    "protected groups ({protected}); level = severe if score >= severe, high if >= high, "
+    "elevated if >= elevated, else low"
+)
+
+
+def _score(indicators: list[Indicator], kb: KnowledgeBase, protected: list[str]) -> ScoreFormula:
     caps = kb.scoring.group_caps
     groups: dict[str, GroupSubtotal] = {}
     for group in sorted({i.group for i in indicators}):
@@ -99,19 +143,18 @@ def _score(indicators: list[Indicator], kb: KnowledgeBase) -> ScoreFormula:
         subtotal = max(-cap, min(cap, total))
         groups[group] = GroupSubtotal(points=points, cap=cap, subtotal=subtotal)
     raw = sum(g.subtotal for g in groups.values())
-    score = max(0, min(100, raw))
+    floor = sum(g.subtotal for name, g in groups.items() if name in protected)
+    score = max(0, min(100, max(raw, floor)))
     return ScoreFormula(
-        expression="score = clamp(sum over groups of clamp(sum of the group's points, -cap, cap), "
-        "0, 100); flag = severe if score >= severe, high if >= high, elevated if >= elevated, "
-        "else low",
+        expression=_EXPRESSION.format(protected=", ".join(protected) or "none"),
         groups=groups,
         raw_total=raw,
+        protected_floor=floor,
         score=score,
     )
 
 
-def _flag(score: int, kb: KnowledgeBase) -> Flag:
-    t = kb.scoring.thresholds
+def _level(score: int, t: ThresholdSpec) -> Flag:
     if score >= t.severe:
         return Flag.SEVERE
     if score >= t.high:
@@ -188,8 +231,8 @@ def _missing(facts: Facts, request: ScreeningInput) -> list[MissingInformation]:
     if n.type is None or n.type.value == "unknown":
         need(
             "notice.type",
-            "A diffusion is circulated without prior review and weighs more "
-            "than a published Red Notice.",
+            "A diffusion is sent directly by a member country, and INTERPOL's review of it "
+            "differs from a Red Notice's; the type also decides which rules apply.",
         )
     if s.refugee_status is None or s.refugee_status.status.value == "unknown":
         mention = (
@@ -293,16 +336,124 @@ def _source_refs(kb: KnowledgeBase) -> dict[str, SourceRef]:
     return refs
 
 
+def _return_risk(fired: list[Indicator], kb: KnowledgeBase) -> ReturnRisk:
+    formula = _score(fired, kb, [])
+    t = kb.scoring.return_risk_thresholds
+    return ReturnRisk(
+        level=_level(formula.score, t),
+        score=formula.score,
+        thresholds=Thresholds(elevated=t.elevated, high=t.high, severe=t.severe),
+        indicators=fired,
+        score_formula=formula,
+        source_ids=_dedupe([s for i in fired for s in i.source_ids], limit=24),
+    )
+
+
+def _reason(code: str, text: str) -> ConfidenceReason:
+    return _REASONS.setdefault(code, ConfidenceReason(code=code, text=text))
+
+
+_REASONS: dict[str, ConfidenceReason] = {}
+
+
+def _confidence(facts: Facts, request: ScreeningInput, flag: Flag) -> Confidence:
+    """How much the result rests on: each missing fact and an undocumented state costs
+    confidence, never points."""
+    s, n = facts.subject, facts.notice
+    described = bool(
+        s.profile_tags
+        or s.occupation
+        or s.political_activity
+        or s.affiliations
+        or s.ethnicity
+        or s.religion
+    )
+    reasons: list[ConfidenceReason] = []
+    weight = 0
+    if n.issuing_country is None:
+        reasons.append(_reason("no_requesting_state", "The requesting state is not given."))
+        weight += 2
+    elif not facts.documented_state:
+        if facts.baseline is None or facts.baseline.freedom_in_the_world is None:
+            reasons.append(
+                _reason(
+                    "requesting_state_undocumented",
+                    "The knowledge base has no profile and no global baseline for the "
+                    "requesting state: its record could not be weighed.",
+                )
+            )
+            weight += 2
+        else:
+            reasons.append(
+                _reason(
+                    "requesting_state_baseline_only",
+                    "The requesting state has no detailed profile; only global indices were "
+                    "weighed.",
+                )
+            )
+            weight += 1
+    if not n.charges and not n.legal_provisions:
+        reasons.append(_reason("no_charges", "The charge is not given."))
+        weight += 2
+    if not described:
+        reasons.append(
+            _reason(
+                "no_subject_information",
+                "Nothing is said about who the person is (occupation, political activity, "
+                "affiliations, ethnicity, religion): a political profile cannot have been seen.",
+            )
+        )
+        weight += 2
+    if s.refugee_status is None or s.refugee_status.status.value == "unknown":
+        reasons.append(_reason("refugee_status_unknown", "Refugee or asylum status is not given."))
+        weight += 1
+    if not request.context:
+        reasons.append(
+            _reason(
+                "no_context",
+                "No narrative: earlier decisions, timing and pressure on relatives are unknown.",
+            )
+        )
+        weight += 1
+    if weight >= 3 or (flag is Flag.LOW and not described):
+        level = ConfidenceLevel.LOW
+    elif weight >= 1:
+        level = ConfidenceLevel.MEDIUM
+    else:
+        level = ConfidenceLevel.HIGH
+    return Confidence(level=level, reasons=reasons)
+
+
+# What a lawyer should add first when confidence is low: the facts that most often change
+# the answer.
+_FIRST_WHEN_UNSURE = (
+    "subject.profile_tags",
+    "notice.charges",
+    "notice.issuing_country",
+    "context",
+    "subject.refugee_status",
+)
+
+
+def _ordered(missing: list[MissingInformation], confidence: Confidence) -> list[MissingInformation]:
+    if confidence.level is not ConfidenceLevel.LOW:
+        return missing
+    rank = {f: i for i, f in enumerate(_FIRST_WHEN_UNSURE)}
+    return sorted(missing, key=lambda m: rank.get(m.field, len(rank)))
+
+
 def screen(request: ScreeningInput, kb: KnowledgeBase) -> ScreeningResult:
     """Screen one request against one knowledge-base release."""
     facts = gather(request, kb)
     fired = _fire(facts, kb)
-    indicators = [i for i in fired if kb.scoring.indicators[i.code].kind is IndicatorKind.INDICATOR]
-    counters = [
-        i for i in fired if kb.scoring.indicators[i.code].kind is IndicatorKind.COUNTER_INDICATOR
-    ]
-    formula = _score(fired, kb)
-    grounds = _grounds(indicators, kb)
+    specs = kb.scoring.indicators
+    abuse = [i for i in fired if specs[i.code].assessment is Assessment.ABUSE]
+    returns = [i for i in fired if specs[i.code].assessment is Assessment.RETURN_RISK]
+    indicators = [i for i in abuse if specs[i.code].kind is IndicatorKind.INDICATOR]
+    counters = [i for i in abuse if specs[i.code].kind is IndicatorKind.COUNTER_INDICATOR]
+    formula = _score(abuse, kb, kb.scoring.protected_groups)
+    flag = _level(formula.score, kb.scoring.thresholds)
+    grounds = _grounds(indicators + returns, kb)
     similar = _similar(facts, indicators, kb)
     cited = (
         [s for i in fired for s in i.source_ids]
@@ -312,14 +463,17 @@ def screen(request: ScreeningInput, kb: KnowledgeBase) -> ScreeningResult:
     refs = _source_refs(kb)
     sources = {sid: refs[sid] for sid in sorted(set(cited))}
     t = kb.scoring.thresholds
+    confidence = _confidence(facts, request, flag)
     return ScreeningResult(
         score=formula.score,
-        flag=_flag(formula.score, kb),
+        flag=flag,
         thresholds=Thresholds(elevated=t.elevated, high=t.high, severe=t.severe),
+        confidence=confidence,
+        return_risk=_return_risk(returns, kb),
         indicators=indicators,
         counter_indicators=counters,
         challenge_grounds=grounds,
-        missing_information=_missing(facts, request),
+        missing_information=_ordered(_missing(facts, request), confidence),
         similar_cases=similar,
         sources=sources,
         score_formula=formula,

@@ -4,7 +4,8 @@ Every term (group names, profile words, offence words, provision wordings, cue w
 normalised once at load and added to a single automaton, so matching a text costs one pass
 over it whatever the number of terms. Terms in alphabetic scripts match at a word start (a
 prefix: "journalist" also finds "journalists", "экстремист" finds "экстремистской"); CJK terms
-match anywhere. Each hit knows whether a negation cue governs it ("not a member of ...",
+match anywhere; a term written ``=word`` matches the whole word only ("=coup" finds "coup",
+not "couple"). Each hit knows whether a negation cue governs it ("not a member of ...",
 "... üyesi değil", "不是 ...").
 """
 
@@ -58,6 +59,8 @@ class Matcher:
             if not norm:
                 continue
             key = norm if has_cjk(norm) else " " + norm
+            if entry.term.startswith("=") and not has_cjk(norm):
+                key += " "  # the text is padded with spaces, so a word end always has one
             self._table.setdefault(key, []).append(entry)
         self.size = len(self._table)
         self._automata: dict[frozenset[str] | None, ahocorasick.Automaton | None] = {}
@@ -84,8 +87,11 @@ class Matcher:
             )
             if role == 0 and not reported:
                 continue
-            offset = len(key) - 1 - (1 if key.startswith(" ") else 0)
-            automaton.add_word(key, (offset, role, reported))
+            # Where the match starts and stops relative to the automaton's end index: a leading
+            # space is not part of the match, nor is the trailing one of a whole-word key.
+            lead = 1 if key.startswith(" ") else 0
+            trail = 1 if len(key) > 1 and key.endswith(" ") else 0
+            automaton.add_word(key, (len(key) - 1 - lead, trail, role, reported))
             words += 1
         result = None
         if words:
@@ -97,21 +103,25 @@ class Matcher:
     def find(self, text: str, kinds: frozenset[str] | None = None) -> list[Hit]:
         """Every term in ``text`` (of the given kinds, or all) with its span in the
         normalised text and whether a negation governs it."""
+        return self.scan(text, kinds)[0]
+
+    def scan(self, text: str, kinds: frozenset[str] | None = None) -> tuple[list[Hit], str]:
+        """``find``, and the normalised text the spans refer to."""
         automaton = self._automaton_for(kinds)
         if not text or automaton is None:
-            return []
+            return [], normalise(text) if text else ""
         norm = " " + normalise(text) + " "
         spans: list[tuple[int, int, tuple[Entry, ...]]] = []
         negations: list[tuple[int, int]] = []
         post_negations: list[tuple[int, int]] = []
-        for end, (offset, role, reported) in automaton.iter(norm):
-            start = end - offset
+        for end, (offset, trail, role, reported) in automaton.iter(norm):
+            start, stop = end - offset, end + 1 - trail
             if role == 1:
-                negations.append((start, end + 1))
+                negations.append((start, stop))
             elif role == 2:
-                post_negations.append((start, end + 1))
+                post_negations.append((start, stop))
             if reported:
-                spans.append((start, end + 1, reported))
+                spans.append((start, stop, reported))
         hits = []
         check = bool(negations or post_negations)
         clauses = []
@@ -127,7 +137,7 @@ class Matcher:
                 hits.append(
                     Hit(e.kind, e.ref, e.term, matched, start - 1, stop - 1, negated, clause)
                 )
-        return hits
+        return hits, norm[1:-1]
 
 
 def _negated(

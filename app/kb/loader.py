@@ -20,9 +20,11 @@ from pydantic import BaseModel, ValidationError
 
 from app.kb.compiled import Entry, Matcher
 from app.kb.schema import (
+    Baseline,
     Case,
     Country,
     CueSet,
+    ExposureRole,
     Group,
     OffenceCategory,
     Pattern,
@@ -91,6 +93,8 @@ class KnowledgeBase:
     offence_categories: dict[str, OffenceCategory]
     cases: dict[str, Case]
     cues: dict[str, CueSet]
+    exposure_roles: dict[str, ExposureRole]
+    baselines: dict[str, Baseline]
     matcher: Matcher
     index: Index
 
@@ -101,6 +105,10 @@ class KnowledgeBase:
     def country(self, iso2: str | None) -> Country:
         """The profile of a requesting state, or the default profile for undocumented states."""
         return self.countries.get((iso2 or "").upper()) or self.countries[DEFAULT_COUNTRY]
+
+    def baseline(self, iso2: str | None) -> Baseline | None:
+        """Global, dated indicators for a member state, if the release has them."""
+        return self.baselines.get((iso2 or "").upper())
 
     def counts(self) -> dict[str, int]:
         return {
@@ -113,6 +121,8 @@ class KnowledgeBase:
             "offence_categories": len(self.offence_categories),
             "cases": len(self.cases),
             "indicators": len(self.scoring.indicators),
+            "exposure_roles": len(self.exposure_roles),
+            "baselines": len(self.baselines),
         }
 
 
@@ -225,6 +235,7 @@ def load_files(files: Files) -> KnowledgeBase:
     categories = _records(files, "vocabularies/offence_categories", OffenceCategory, "id")
     provisions = _records(files, "provisions", Provision, "id")
     cues = _records(files, "vocabularies/cues", CueSet, "id")
+    exposure = _records(files, "vocabularies/political_exposure", ExposureRole, "id")
     sources = _records(files, "sources", Source, "id")
     patterns = _records(files, "patterns", Pattern, "code")
     cases = _records(files, "cases", Case, "id")
@@ -241,7 +252,9 @@ def load_files(files: Files) -> KnowledgeBase:
         offence_categories=categories,
         cases=cases,
         cues=cues,
-        matcher=compile_matcher(groups, profile_tags, categories, provisions, cues),
+        exposure_roles=exposure,
+        baselines=_records(files, "baselines", Baseline, "iso2"),
+        matcher=compile_matcher(groups, profile_tags, categories, provisions, cues, exposure),
         index=build_index(cases, patterns, sources),
     )
     validate_references(kb)
@@ -254,15 +267,18 @@ def compile_matcher(
     categories: dict[str, OffenceCategory],
     provisions: dict[str, Provision],
     cues: dict[str, CueSet],
+    exposure: dict[str, ExposureRole] | None = None,
 ) -> Matcher:
     """One automaton over every vocabulary term, built once per release."""
     entries: list[Entry] = []
-    for kind, records in (
+    kinds: tuple[tuple[str, dict[str, Any]], ...] = (
         ("group", groups),
         ("tag", tags),
         ("category", categories),
         ("cue", cues),
-    ):
+        ("exposure", exposure or {}),
+    )
+    for kind, records in kinds:
         for ref, rec in records.items():
             entries += [Entry(kind, ref, t) for t in rec.terms]
     for ref, prov in provisions.items():
@@ -287,6 +303,18 @@ def _cited(kb: KnowledgeBase) -> Iterator[tuple[str, list[str]]]:
         yield f"profile_tags {t.id}", t.source_ids
     for o in kb.offence_categories.values():
         yield f"offence_categories {o.id}", o.source_ids
+    for r in kb.exposure_roles.values():
+        yield f"political_exposure {r.id}", r.source_ids
+    for b in kb.baselines.values():
+        if b.admitted is not None:
+            yield f"baselines {b.iso2} admitted", [b.admitted.source_id]
+        if b.freedom_in_the_world is not None:
+            yield f"baselines {b.iso2} freedom_in_the_world", [b.freedom_in_the_world.source_id]
+        if b.transnational_repression is not None:
+            yield (
+                f"baselines {b.iso2} transnational_repression",
+                [b.transnational_repression.source_id],
+            )
     for cs in kb.cases.values():
         yield f"cases {cs.id}", cs.source_ids
     for ind in kb.scoring.indicators.values():

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
 
 SLUG = r"^[a-z0-9][a-z0-9_.-]{1,80}$"
+PARTIAL_DATE = r"^\d{4}(-\d{2}(-\d{2})?)?$"
+FULL_DATE = r"^\d{4}-\d{2}-\d{2}$"
 ISO2 = r"^[A-Z]{2}$"
 
 Slug = Annotated[str, Field(pattern=SLUG)]
@@ -57,6 +59,10 @@ class Source(Record):
     title: Text
     publisher: Text
     year: int | None = Field(default=None, ge=1900, le=2100)
+    # The document's own date as precisely as it gives it (YYYY, YYYY-MM or YYYY-MM-DD) and
+    # the day someone last read it.
+    published: str | None = Field(default=None, pattern=PARTIAL_DATE)
+    checked: str | None = Field(default=None, pattern=FULL_DATE)
     url: HttpUrl
     kind: SourceKind
     facts: Annotated[list[Prose], Field(min_length=1)]
@@ -149,6 +155,69 @@ class ProfileTag(Record):
     source_ids: SourceIds
 
 
+class Stance(StrEnum):
+    """``office``: a post held (former officials may be genuinely wanted for what they did in
+    office); ``opposition``: a stand against the leadership (the core of Article 3);
+    ``change_of_power``: the losing side of a coup or change of government."""
+
+    OFFICE = "office"
+    OPPOSITION = "opposition"
+    CHANGE_OF_POWER = "change_of_power"
+
+
+class ExposureRole(Record):
+    """A political role or position described in prose ("former deputy prime minister",
+    "broke with the governor", "campaigns for autonomy"): one of the categories INTERPOL's own
+    Article 3 practice treats with care. ``in_context`` says whether the words count in the
+    lawyer's narrative too, where they often describe someone else (a judge, a prosecutor)."""
+
+    id: Slug
+    label: Text
+    description: Prose
+    stance: Stance
+    in_context: bool = True
+    terms: Annotated[list[Term], Field(min_length=1)]
+    source_ids: SourceIds
+
+
+class FreedomStatus(StrEnum):
+    FREE = "free"
+    PARTLY_FREE = "partly_free"
+    NOT_FREE = "not_free"
+
+
+class FreedomRating(Record):
+    edition: int = Field(ge=2000, le=2100)
+    status: FreedomStatus
+    score: int = Field(ge=-10, le=100)
+    source_id: Slug
+    pinpoint: Text
+
+
+class RepressionListing(Record):
+    origin_state: bool
+    interpol_misuse: bool = False
+    source_id: Slug
+    pinpoint: Text
+
+
+class Admission(Record):
+    year: int = Field(ge=1923, le=2100)
+    source_id: Slug
+    pinpoint: Text
+
+
+class Baseline(Record):
+    """What global, dated sources say of a member state that has no detailed profile (and of
+    those that have one): a starting point, never a finding about a notice."""
+
+    iso2: Iso2
+    name: Text
+    admitted: Admission | None = None  # where INTERPOL's own announcement was read
+    freedom_in_the_world: FreedomRating | None = None
+    transnational_repression: RepressionListing | None = None
+
+
 class OffenceCategory(Record):
     id: Slug
     label: Text
@@ -209,12 +278,21 @@ class IndicatorKind(StrEnum):
     COUNTER_INDICATOR = "counter_indicator"
 
 
+class Assessment(StrEnum):
+    """``abuse``: is the notice political or otherwise contrary to INTERPOL's rules (the
+    score and flag). ``return_risk``: what the person risks if returned (its own level)."""
+
+    ABUSE = "abuse"
+    RETURN_RISK = "return_risk"
+
+
 class IndicatorSpec(Record):
     """One scoring rule's published weight. ``description`` is the rule's documentation and
     the explanation a reader sees; the matching logic lives in ``app.engine.rules``."""
 
     code: Slug
     kind: IndicatorKind
+    assessment: Assessment = Assessment.ABUSE
     label: Text
     description: Prose
     points: int = Field(ge=-60, le=60)
@@ -254,7 +332,11 @@ def _keyed(key: str) -> AfterValidator:
 
 class Scoring(Record):
     thresholds: Thresholds
+    return_risk_thresholds: Thresholds
     group_caps: dict[Slug, Annotated[int, Field(ge=1, le=100)]]
+    # Groups whose evidence no counter-indicator may cancel: the abuse score never falls below
+    # the sum of their capped subtotals (a recognised refugee, a documented political profile).
+    protected_groups: list[Slug] = Field(default_factory=list)
     # Profile tags that count as a dissident or at-risk profile for ``profile_dissident``.
     dissident_profile_tags: list[Slug]
     indicators: Annotated[dict[Slug, IndicatorSpec], _keyed("code")]

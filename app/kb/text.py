@@ -62,3 +62,44 @@ def normalise(text: str) -> str:
 
 def has_cjk(text: str) -> bool:
     return _CJK.search(text) is not None
+
+
+# Words (letters and digits, not the underscore) and runs of clause punctuation: what
+# ``normalise`` keeps, each token separated from the next by one space.
+_TOKENS = re.compile(r"[^\W_]+|[.,;:!?\n\r。，；：！？،؛؟]+")
+
+
+def origins(text: str) -> list[int] | None:
+    """For each character of ``normalise(text)``, the index of the character of ``text`` it
+    came from, so a match can be quoted as it was typed. ``None`` in the rare case where the
+    walk does not reproduce ``normalise`` exactly."""
+    if text.isascii():  # casefolding ASCII keeps every character in place
+        folded = text.lower()
+        index: list[int] | range = range(len(text))
+    else:
+        parts: list[str] = []
+        where_from: list[int] = []
+        for k, ch in enumerate(text):
+            f = ch.casefold()
+            if not f.isascii():
+                f = _COMBINING.sub("", _FOLD.sub(_fold, unicodedata.normalize("NFKD", f)))
+            parts.append(f)
+            where_from += [k] * len(f)
+        folded, index = "".join(parts), where_from
+    if _HAS_DECIMAL.search(folded):
+        folded = _DECIMAL.sub(" ", folded)  # one character for one: positions are kept
+    out: list[str] = []
+    where: list[int] = []
+    for m in _TOKENS.finditer(folded):
+        a, b = m.span()
+        if out:
+            out.append(" ")
+            where.append(index[a])
+        if folded[a] in ".,;:!?\n\r。，；：！？،؛؟":
+            out.append(CLAUSE)
+            where.append(index[a])
+        else:
+            out.append(folded[a:b])
+            where.extend(index[a:b])
+    joined = "".join(out)
+    return where if len(joined) == len(where) and joined == normalise(text) else None
