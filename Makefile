@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck pytest openapi kb-validate kb-stats bench clean chromium
+.PHONY: run test lint typecheck pytest openapi kb-validate kb-stats bench clean chromium mutation
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,5 +48,11 @@ kb-validate: $(STAMP)
 kb-stats: $(STAMP)
 	$(PY) -m app kb stats
 
+# Mutation testing of the engine (slow: run by hand, not in CI). Reports the killed share.
+mutation: $(DEVSTAMP)
+	$(PY) -m pip install --quiet "mutmut>=3.8,<4"
+	$(VENV)/bin/mutmut run --max-children 2 || true
+	$(VENV)/bin/mutmut results --all true | awk '{print $$NF}' | sort | uniq -c
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache mutants

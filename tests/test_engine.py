@@ -950,3 +950,68 @@ def test_exact_scores(
     fired = {i.code: i.points for i in result.indicators + result.counter_indicators}
     assert fired == points, name
     assert (result.score, result.flag) == (score, flag), name
+
+
+# Cues in the charge text and the narrative, in each language: (language, field, text, code).
+CUES: list[tuple[str, str, str, str]] = [
+    ("en", "charges", "Fraud; sentenced in absentia in 2019", "conviction_in_absentia"),
+    ("fr", "charges", "Escroquerie, condamné par contumace", "conviction_in_absentia"),
+    ("es", "charges", "Estafa; condenado en rebeldía", "conviction_in_absentia"),
+    ("ru", "charges", "Мошенничество, осужден заочно", "conviction_in_absentia"),
+    ("tr", "charges", "Dolandırıcılık, gıyaben mahkum edildi", "conviction_in_absentia"),
+    ("ar", "charges", "احتيال، حكم عليه غيابيا", "conviction_in_absentia"),
+    ("zh", "charges", "诈骗罪，缺席审判", "conviction_in_absentia"),
+    (
+        "en",
+        "context",
+        "Extradition refused by Spain in 2018; now a new request.",
+        "repeat_request_after_deletion",
+    ),
+    (
+        "en",
+        "context",
+        "An earlier notice, which he understands was refused.",
+        "repeat_request_after_deletion",
+    ),
+    ("fr", "context", "La France a refusé l'extradition en 2019.", "repeat_request_after_deletion"),
+    ("es", "context", "España denegó la extradición en 2019.", "repeat_request_after_deletion"),
+    ("ru", "context", "Суд отказал в выдаче в 2019 году.", "repeat_request_after_deletion"),
+    ("tr", "context", "Almanya iadesi reddedildi.", "repeat_request_after_deletion"),
+    ("ar", "context", "رفض طلب التسليم في عام 2019.", "repeat_request_after_deletion"),
+    ("en", "context", "Belgian prosecutors declined to prosecute.", "foreign_investigation_closed"),
+    (
+        "fr",
+        "context",
+        "L'enquête a été classée sans suite en 2018.",
+        "foreign_investigation_closed",
+    ),
+    ("es", "context", "La fiscalía archivó la causa en 2018.", "foreign_investigation_closed"),
+    ("ru", "context", "Уголовное дело прекращено в 2018 году.", "foreign_investigation_closed"),
+    ("tr", "context", "Savcılık takipsizlik kararı verdi.", "foreign_investigation_closed"),
+    ("ar", "context", "تم حفظ التحقيق في 2018.", "foreign_investigation_closed"),
+    ("zh", "context", "检察院决定不予起诉。", "foreign_investigation_closed"),
+    ("fr", "charges", "Participation à une manifestation non autorisée", "charge_assembly_protest"),
+    ("es", "charges", "Desórdenes públicos durante una protesta", "charge_assembly_protest"),
+    ("ru", "charges", "Участие в массовых беспорядках", "charge_assembly_protest"),
+    ("tr", "charges", "İzinsiz gösteri ve yürüyüş", "charge_assembly_protest"),
+    ("ar", "charges", "التجمهر والمشاركة في مظاهرة غير مرخصة", "charge_assembly_protest"),
+    ("zh", "charges", "非法集会、游行、示威罪", "charge_assembly_protest"),
+]
+
+
+@pytest.mark.parametrize(
+    ("language", "where", "text", "code"), CUES, ids=[f"{c[0]}-{c[3]}" for c in CUES]
+)
+def test_cues_are_read_in_each_language(
+    kb: KnowledgeBase, language: str, where: str, text: str, code: str
+) -> None:
+    body: dict[str, Any] = {
+        "subject": {"profile_tags": ["journalist"]},
+        "notice": {"issuing_country": "KG", "charges": "Fraud"},
+    }
+    if where == "charges":
+        body["notice"] = {"issuing_country": "KG", "charges": text}
+    else:
+        body["context"] = text
+    result = run(kb, **body)
+    assert code in codes(result), (language, text, sorted(codes(result)))
