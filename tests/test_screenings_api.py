@@ -22,6 +22,8 @@ RESULT_KEYS = {
     "score",
     "flag",
     "thresholds",
+    "confidence",
+    "return_risk",
     "indicators",
     "counter_indicators",
     "challenge_grounds",
@@ -53,9 +55,10 @@ async def test_every_swagger_example_runs_as_is(
         assert set(body) == RESULT_KEYS
         assert r.headers["location"] == f"/v1/screenings/{body['id']}"
         assert body["knowledge_base"] == {"version": kb.version, "sha256": kb.sha256}
-        cited = {
-            s for i in body["indicators"] + body["counter_indicators"] for s in i["source_ids"]
-        }
+        fired = body["indicators"] + body["counter_indicators"] + body["return_risk"]["indicators"]
+        cited = {s for i in fired for s in i["source_ids"]}
+        assert body["confidence"]["level"] in ("low", "medium", "high")
+        assert body["return_risk"]["level"] in ("low", "elevated", "high", "severe")
         cited |= {s for g in body["challenge_grounds"] for s in g["source_ids"]}
         assert cited <= set(body["sources"])
         for ref in body["sources"].values():
