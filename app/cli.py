@@ -16,7 +16,14 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from app.auth import ALL_SCOPES, DEFAULT_SCOPES, hash_secret, new_client_id, new_client_secret
+from app.auth import (
+    ALL_SCOPES,
+    DEFAULT_SCOPES,
+    SecretHasher,
+    hash_secret,
+    new_client_id,
+    new_client_secret,
+)
 from app.models import Client, Tenant, utcnow
 from app.settings import Settings
 
@@ -33,8 +40,14 @@ def _db(settings: Settings, *, background_checkpoint: bool = False):  # type: ig
     from app.db import create_database
 
     return create_database(
-        settings.effective_database_url, background_checkpoint=background_checkpoint
+        settings.effective_database_url,
+        background_checkpoint=background_checkpoint,
+        pool_timeout=settings.db_pool_timeout_seconds,
     )
+
+
+def _hasher(settings: Settings) -> SecretHasher:
+    return SecretHasher(settings.master_key_bytes())
 
 
 def _tenant(session: Session, name: str, *, create: bool) -> Tenant:
@@ -51,17 +64,27 @@ def _tenant(session: Session, name: str, *, create: bool) -> Tenant:
 
 
 def create_client(
-    session: Session, *, tenant: str, scopes: Sequence[str], name: str = ""
+    session: Session,
+    *,
+    tenant: str,
+    scopes: Sequence[str],
+    name: str = "",
+    hasher: SecretHasher | None = None,
 ) -> tuple[Client, str]:
+    """A new client and its secret, hashed with ``hasher`` (HMAC-SHA-256 under the pepper);
+    without one, as a legacy Argon2id hash that the token endpoint replaces on first use."""
     unknown = sorted(set(scopes) - set(ALL_SCOPES))
     if unknown:
         raise CliError(f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(ALL_SCOPES)}")
     owner = _tenant(session, tenant, create=True)
     secret = new_client_secret()
+    client_id = new_client_id()
     client = Client(
         tenant_id=owner.id,
-        client_id=new_client_id(),
-        secret_hash=hash_secret(secret),
+        client_id=client_id,
+        secret_hash=(
+            hasher.hash(secret, client_id=client_id) if hasher is not None else hash_secret(secret)
+        ),
         scopes=sorted(set(scopes)),
         name=name[:64],
     )
@@ -111,7 +134,9 @@ def cmd_create_tenant(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_create_client(settings: Settings, args: argparse.Namespace) -> int:
     scopes = list(ALL_SCOPES) if args.admin else (args.scopes or list(DEFAULT_SCOPES))
     with _db(settings).session() as session:
-        client, secret = create_client(session, tenant=args.tenant, scopes=scopes, name=args.name)
+        client, secret = create_client(
+            session, tenant=args.tenant, scopes=scopes, name=args.name, hasher=_hasher(settings)
+        )
     _print_credentials(client, secret, args.tenant, as_json=args.json)
     return 0
 
@@ -123,7 +148,7 @@ def cmd_rotate_secret(settings: Settings, args: argparse.Namespace) -> int:
             raise CliError("no such client")
         tenant = session.get(Tenant, client.tenant_id)
         secret = new_client_secret()
-        client.secret_hash = hash_secret(secret)
+        client.secret_hash = _hasher(settings).hash(secret, client_id=client.client_id)
         client.secret_rotated_at = utcnow()
         session.add(client)
     _print_credentials(client, secret, tenant.name if tenant else "?", as_json=args.json)
@@ -150,7 +175,11 @@ def cmd_bootstrap_local(settings: Settings, _: argparse.Namespace) -> int:
             print(f"  .venv/bin/python -m app rotate-secret --client-id {existing.client_id}")
             return 0
         client, secret = create_client(
-            session, tenant=LOCAL_TENANT, scopes=ALL_SCOPES, name=LOCAL_ADMIN_NAME
+            session,
+            tenant=LOCAL_TENANT,
+            scopes=ALL_SCOPES,
+            name=LOCAL_ADMIN_NAME,
+            hasher=_hasher(settings),
         )
     print("=" * 72)
     print("Local admin client created. Use these in Swagger UI's Authorize button:")

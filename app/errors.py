@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -244,6 +245,17 @@ def install(app: FastAPI) -> None:
             headers=exc.headers,
         )
 
+    async def pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
+        # Every pooled database connection stayed busy for the pool timeout (about a second):
+        # tell the client to come back rather than queue it behind the others.
+        log.warning("database pool exhausted", extra={"error_type": type(exc).__name__})
+        return problem(
+            503,
+            detail="The service is busy; retry after the number of seconds in Retry-After.",
+            request=request,
+            headers={"Retry-After": "1"},
+        )
+
     async def unhandled(request: Request, exc: Exception) -> JSONResponse:
         # The message can quote data (driver errors do); log the type and where it was raised.
         tb = exc.__traceback__
@@ -256,4 +268,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(PoolTimeout, pool_exhausted)
     app.add_exception_handler(Exception, unhandled)

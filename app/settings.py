@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     rate_limit_client: str = "1200/minute"
     rate_limit_tenant: str = "6000/minute"
+    # POST /v1/auth/token, counted per source address and per client id before the secret is
+    # checked. Behind a reverse proxy every request comes from the proxy's address: raise the
+    # per-address limit there (or leave it empty) and limit at the proxy.
+    rate_limit_token_address: str = "120/minute"
+    rate_limit_token_client: str = "30/minute"
+    # How long a request waits for a database connection when every pooled one is in use
+    # before it is answered 503 with Retry-After (instead of holding everyone for 30 s).
+    db_pool_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
     # Screenings older than their tenant's retention period (tenants.retention_days) are
     # purged. The server purges every purge_interval_seconds (0: never; run
     # `python -m app purge` from a scheduler instead).
@@ -82,7 +90,12 @@ class Settings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
-    @field_validator("rate_limit_client", "rate_limit_tenant")
+    @field_validator(
+        "rate_limit_client",
+        "rate_limit_tenant",
+        "rate_limit_token_address",
+        "rate_limit_token_client",
+    )
     @classmethod
     def _limit(cls, value: str) -> str:
         from limits import parse
