@@ -168,7 +168,14 @@ def fuzz(
     phases: tuple[str, ...] = ("examples", "coverage", "fuzzing", "stateful"),
 ) -> Outcome:
     # Rate limits would turn later requests into 429s and cut the run short.
-    settings = settings.model_copy(update={"rate_limit_client": "", "rate_limit_tenant": ""})
+    settings = settings.model_copy(
+        update={
+            "rate_limit_client": "",
+            "rate_limit_tenant": "",
+            "rate_limit_token_address": "",
+            "rate_limit_token_client": "",
+        }
+    )
     tap = Tap(create_app(settings, database=database, knowledge_base=kb))
     auth_file = workdir / "wfc-auth.json"
     auth_file.write_text(json.dumps({"auth": [_login(database, t) for t in TENANTS]}))

@@ -17,6 +17,7 @@ from app.auth import Principal, Scope
 from app.engine import ScreeningInput, ScreeningResult
 from app.engine.result import Flag
 from app.kb.loader import KnowledgeBase
+from app.pagination import UtcDateTime
 
 router = APIRouter(tags=["screenings"], responses=STANDARD_ERRORS)
 Writer = Annotated[Principal, require(Scope.SCREENINGS_WRITE)]
@@ -153,8 +154,8 @@ async def list_screenings(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     flag: Flag | None = None,
     issuing_country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
-    created_after: Annotated[datetime | None, Query(description="Inclusive, ISO 8601.")] = None,
-    created_before: Annotated[datetime | None, Query(description="Exclusive, ISO 8601.")] = None,
+    created_after: Annotated[UtcDateTime | None, Query(description="Inclusive, ISO 8601.")] = None,
+    created_before: Annotated[UtcDateTime | None, Query(description="Exclusive, ISO 8601.")] = None,
 ) -> ScreeningPage:
     filters = screenings.ListFilters(
         flag=flag.value if flag else None,
