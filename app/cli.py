@@ -160,6 +160,37 @@ def cmd_rotate_secret(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _client_by_id(session: Session, client_id: str) -> Client:
+    client = session.exec(select(Client).where(Client.client_id == client_id)).first()
+    if client is None:
+        raise CliError("no such client")
+    return client
+
+
+def cmd_disable_client(settings: Settings, args: argparse.Namespace) -> int:
+    from app import revocation
+
+    with _db(settings).session() as session:
+        revocation.disable(session, _client_by_id(session, args.client_id), actor="system:cli")
+    print(
+        f"client {args.client_id} disabled: it gets no new tokens, and the ones it holds are "
+        f"refused within {revocation.TTL_S:g} s on every server process"
+    )
+    return 0
+
+
+def cmd_delete_client(settings: Settings, args: argparse.Namespace) -> int:
+    from app import revocation
+
+    with _db(settings).session() as session:
+        revocation.delete(session, _client_by_id(session, args.client_id), actor="system:cli")
+    print(
+        f"client {args.client_id} deleted: the tokens it holds are refused within "
+        f"{revocation.TTL_S:g} s on every server process"
+    )
+    return 0
+
+
 def cmd_bootstrap_local(settings: Settings, _: argparse.Namespace) -> int:
     """Make sure the local admin client exists; print its secret only when it is created."""
     with _db(settings).session() as session:
@@ -583,6 +614,14 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--client-id", required=True)
     rotate.add_argument("--json", action="store_true")
     rotate.set_defaults(func=cmd_rotate_secret)
+
+    for name, func, what in (
+        ("disable-client", cmd_disable_client, "disable a client and refuse its tokens"),
+        ("delete-client", cmd_delete_client, "delete a client and refuse its tokens"),
+    ):
+        revoke = sub.add_parser(name, help=what)
+        revoke.add_argument("client_id", help="the client's client_id (cl_...)")
+        revoke.set_defaults(func=func)
 
     sub.add_parser("bootstrap-local", help="ensure the local admin client exists").set_defaults(
         func=cmd_bootstrap_local

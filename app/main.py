@@ -34,6 +34,7 @@ from app.keys import KeyRing
 from app.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
 from app.ratelimit import Limits, RateLimiter, parse_limit
 from app.releases import Releases
+from app.revocation import Revocations
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ def create_app(
     app.state.db = db
     app.state.releases = releases  # .active(): the release screenings use now
     app.state.migration_head = migrate.head_revision()
+    app.state.revocations = Revocations(db)
     app.state.tokens = TokenService(
         settings.signing_key_pem(),
         issuer=settings.token_issuer,

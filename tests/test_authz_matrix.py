@@ -102,6 +102,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     # The tenant's own administration.
     ("GET", "/v1/clients"): Entry(Scope.TENANTS_ADMIN),
     ("GET", "/v1/clients/{id}"): Entry(Scope.TENANTS_ADMIN, obj="client"),
+    ("DELETE", "/v1/clients/{id}"): Entry(Scope.TENANTS_ADMIN, obj="client", ok=204),
     ("GET", "/v1/audit"): Entry(Scope.TENANTS_ADMIN),
     ("GET", "/v1/tenant"): Entry(Scope.TENANTS_ADMIN),
     # Batches.

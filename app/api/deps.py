@@ -74,6 +74,9 @@ async def _principal(
     except InvalidToken:
         raise UNAUTHORIZED from None
     assert isinstance(principal, Principal)
+    # A disabled or deleted client's tokens stop working within a couple of seconds.
+    if not request.app.state.revocations.usable(principal):
+        raise UNAUTHORIZED
     request.scope.setdefault("state", {})["principal"] = principal
     request.app.state.limiter.check(principal)
     missing = [s for s in security_scopes.scopes if s not in principal.scopes]
