@@ -53,12 +53,20 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     Scope.KNOWLEDGE_READ,
 )
 
+# knowledge:admin changes what every tenant's screenings say: it is an operator's power, held
+# only by operator clients (``create-client --operator``), which belong to the OPERATOR_TENANT
+# and hold no scope over any tenant's data. A tenant's admin holds TENANT_SCOPES.
+OPERATOR_TENANT = "operator"
+OPERATOR_ONLY: frozenset[str] = frozenset({Scope.KNOWLEDGE_ADMIN})
+OPERATOR_SCOPES: tuple[str, ...] = (Scope.KNOWLEDGE_READ, Scope.KNOWLEDGE_ADMIN)
+TENANT_SCOPES: tuple[str, ...] = tuple(s for s in ALL_SCOPES if s not in OPERATOR_ONLY)
+
 SCOPE_DESCRIPTIONS: dict[str, str] = {
     Scope.SCREENINGS_READ: "Read and list your tenant's screenings and reports",
     Scope.SCREENINGS_WRITE: "Create, re-screen and erase screenings",
     Scope.BATCHES_WRITE: "Submit and manage batches and webhooks",
     Scope.KNOWLEDGE_READ: "Read the knowledge base",
-    Scope.KNOWLEDGE_ADMIN: "Upload and activate knowledge-base releases",
+    Scope.KNOWLEDGE_ADMIN: "Upload and activate knowledge-base releases (operator clients only)",
     Scope.TENANTS_ADMIN: "Manage your tenant's clients and read its audit trail",
 }
 

@@ -19,6 +19,10 @@ from sqlmodel import Session, select
 from app.auth import (
     ALL_SCOPES,
     DEFAULT_SCOPES,
+    OPERATOR_ONLY,
+    OPERATOR_SCOPES,
+    OPERATOR_TENANT,
+    TENANT_SCOPES,
     SecretHasher,
     hash_secret,
     new_client_id,
@@ -70,12 +74,23 @@ def create_client(
     scopes: Sequence[str],
     name: str = "",
     hasher: SecretHasher | None = None,
+    operator: bool = False,
 ) -> tuple[Client, str]:
     """A new client and its secret, hashed with ``hasher`` (HMAC-SHA-256 under the pepper);
-    without one, as a legacy Argon2id hash that the token endpoint replaces on first use."""
+    without one, as a legacy Argon2id hash that the token endpoint replaces on first use.
+    ``operator``: a client of the operator tenant, the only one that may hold
+    ``knowledge:admin`` and which holds no scope over tenants' data."""
     unknown = sorted(set(scopes) - set(ALL_SCOPES))
     if unknown:
         raise CliError(f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(ALL_SCOPES)}")
+    if operator:
+        tenant = OPERATOR_TENANT
+        if not set(scopes) <= set(OPERATOR_SCOPES):
+            raise CliError(f"an operator client holds only {' '.join(OPERATOR_SCOPES)}")
+    elif set(scopes) & OPERATOR_ONLY:
+        raise CliError("knowledge:admin is granted only to operator clients (--operator)")
+    elif tenant == OPERATOR_TENANT:
+        raise CliError(f"the tenant {OPERATOR_TENANT!r} holds operator clients only (--operator)")
     owner = _tenant(session, tenant, create=True)
     secret = new_client_secret()
     client_id = new_client_id()
@@ -132,12 +147,24 @@ def cmd_create_tenant(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_create_client(settings: Settings, args: argparse.Namespace) -> int:
-    scopes = list(ALL_SCOPES) if args.admin else (args.scopes or list(DEFAULT_SCOPES))
+    if args.operator:
+        if args.admin or args.tenant:
+            raise CliError("--operator takes neither --admin nor --tenant")
+        scopes = args.scopes or list(OPERATOR_SCOPES)
+    elif not args.tenant:
+        raise CliError("--tenant is required (or --operator)")
+    else:
+        scopes = list(TENANT_SCOPES) if args.admin else (args.scopes or list(DEFAULT_SCOPES))
     with _db(settings).session() as session:
         client, secret = create_client(
-            session, tenant=args.tenant, scopes=scopes, name=args.name, hasher=_hasher(settings)
+            session,
+            tenant=args.tenant or OPERATOR_TENANT,
+            scopes=scopes,
+            name=args.name,
+            hasher=_hasher(settings),
+            operator=args.operator,
         )
-    _print_credentials(client, secret, args.tenant, as_json=args.json)
+    _print_credentials(client, secret, args.tenant or OPERATOR_TENANT, as_json=args.json)
     return 0
 
 
@@ -208,7 +235,7 @@ def cmd_bootstrap_local(settings: Settings, _: argparse.Namespace) -> int:
         client, secret = create_client(
             session,
             tenant=LOCAL_TENANT,
-            scopes=ALL_SCOPES,
+            scopes=TENANT_SCOPES,
             name=LOCAL_ADMIN_NAME,
             hasher=_hasher(settings),
         )
@@ -597,8 +624,16 @@ def build_parser() -> argparse.ArgumentParser:
     tenant.set_defaults(func=cmd_create_tenant)
 
     client = sub.add_parser("create-client", help="create an API client (and its tenant)")
-    client.add_argument("--tenant", required=True)
-    client.add_argument("--admin", action="store_true", help="grant every scope")
+    client.add_argument("--tenant", help="the tenant (created if new); not with --operator")
+    client.add_argument(
+        "--admin", action="store_true", help="grant every scope over the tenant's data"
+    )
+    client.add_argument(
+        "--operator",
+        action="store_true",
+        help="an operator client (no tenant's data): knowledge:read and knowledge:admin, "
+        "the power to upload and activate knowledge-base releases for every tenant",
+    )
     client.add_argument(
         "--scopes",
         nargs="+",

@@ -13,11 +13,13 @@ import anyio
 from fastapi import APIRouter, Form, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from app.api.problems import STANDARD_ERRORS
 from app.auth import (
     CLIENT_ID_RE,
+    OPERATOR_ONLY,
+    OPERATOR_TENANT,
     SecretHasher,
     is_legacy_hash,
     parse_scope_request,
@@ -25,7 +27,7 @@ from app.auth import (
 )
 from app.db import Database
 from app.errors import BadRequest, Unauthorized
-from app.models import Client
+from app.models import Client, Tenant
 
 router = APIRouter(tags=["auth"])
 
@@ -49,14 +51,22 @@ def _lookup(db: Database, client_id: str) -> _ClientRecord | None:
     if not CLIENT_ID_RE.fullmatch(client_id):
         return None
     with db.session(write=False) as session:
-        row = session.exec(select(Client).where(Client.client_id == client_id)).first()
-        if row is None:
+        found = session.exec(
+            select(Client, Tenant.name)
+            .join(Tenant, col(Tenant.id) == col(Client.tenant_id))
+            .where(Client.client_id == client_id)
+        ).first()
+        if found is None:
             return None
+        row, tenant = found
+        scopes = frozenset(row.scopes)
+        if tenant != OPERATOR_TENANT:  # however the row came to hold it
+            scopes -= OPERATOR_ONLY
         return _ClientRecord(
             id=row.id,
             client_id=row.client_id,
             tenant_id=row.tenant_id,
-            scopes=frozenset(row.scopes),
+            scopes=scopes,
             secret_hash=None if row.disabled else row.secret_hash,
         )
 
