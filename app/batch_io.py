@@ -179,11 +179,15 @@ def _csv(text: str) -> Iterator[tuple[int, Any]]:
         raise UploadError("the CSV upload's header row is malformed") from None
     if fieldnames is None:
         raise UploadError("the CSV upload has no header row")
-    unknown = [c for c in fieldnames if c not in CSV_COLUMNS]
+    # A header is the client's data when it is not ours (a CSV without a header row has a
+    # person's name there): problems name columns by position, never by their text.
+    unknown = [n for n, c in enumerate(fieldnames, start=1) if c not in CSV_COLUMNS]
     if unknown:
-        raise UploadError(
-            f"unknown CSV column(s): {', '.join(sorted(unknown)[:5])}; see the template"
-        )
+        which = ", ".join(str(n) for n in unknown[:5])
+        more = " and more" if len(unknown) > 5 else ""
+        noun = "column" if len(unknown) == 1 else "columns"
+        verb = "is not a known column" if len(unknown) == 1 else "are not known columns"
+        raise UploadError(f"{noun} {which}{more} {verb}; see the template")
     try:
         for number, record in enumerate(reader, start=1):
             yield number, _from_csv(record)
@@ -261,8 +265,12 @@ def _item(row: int, value: Any) -> Item:
         request = ScreeningInput.model_validate(value)
     except ValidationError as exc:
         for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"])
-            item.problems.append(Problem(row, where, error["msg"]))
+            # Problems are stored in clear: an unknown key's name is the client's data (the
+            # same rule as app.errors.safe_loc, which this module does not import).
+            loc = [str(p) for p in error["loc"]]
+            if error["type"] == "extra_forbidden" and loc:
+                loc[-1] = "(unknown field)"
+            item.problems.append(Problem(row, ".".join(loc), error["msg"]))
         return item
     if not item.problems:
         item.request = request

@@ -193,12 +193,24 @@ _SAFE_MESSAGES = frozenset(
 )
 
 
+UNKNOWN_FIELD = "(unknown field)"
+
+
+def safe_loc(loc: Sequence[Any], kind: str) -> list[str]:
+    """Where the problem is, without a key name the client chose: an unknown field's name is
+    submitted data (it can be a name or a date of birth) and becomes ``(unknown field)``."""
+    parts = [str(p) for p in loc]
+    if kind == "extra_forbidden" and parts:
+        parts[-1] = UNKNOWN_FIELD
+    return parts
+
+
 def sanitise_validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
-    """Keep where and why; drop the submitted input and anything derived from it."""
+    """Keep where and why; drop the submitted input, key names and anything derived from it."""
     out = []
     for err in errors:
-        loc = [str(p) for p in err.get("loc", ())]
         kind = str(err.get("type", "value_error"))
+        loc = safe_loc(err.get("loc", ()), kind)
         ctx = err.get("ctx") or {}
         if kind in _SAFE_MESSAGES:
             msg = str(err.get("msg", "Invalid value"))
