@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from app import rescreen, screenings
@@ -16,8 +17,10 @@ from app.api.problems import STANDARD_ERRORS, problem_response
 from app.auth import Principal, Scope
 from app.engine import ScreeningInput, ScreeningResult
 from app.engine.result import Flag
+from app.errors import NotFound
 from app.kb.loader import KnowledgeBase
 from app.pagination import UtcDateTime
+from app.releases import UnknownRelease
 
 router = APIRouter(tags=["screenings"], responses=STANDARD_ERRORS)
 Writer = Annotated[Principal, require(Scope.SCREENINGS_WRITE)]
@@ -236,13 +239,23 @@ async def rescreen_screening(
         ),
     ] = None,
 ) -> Any:
+    releases = request.app.state.releases
+    release = None
+    if knowledge_base_version is not None:
+        # Loading a release not in this process's cache is up to a second of CPU: in a thread,
+        # before the handler's first statement, so the event loop keeps serving.
+        try:
+            release = await run_in_threadpool(releases.get, knowledge_base_version)
+        except UnknownRelease:
+            raise NotFound("No knowledge-base release has this version.") from None
     stored, diff, replaced = rescreen.rescreen(
         session,
         principal,
         request.app.state.keys,
-        request.app.state.releases,
+        releases,
         screening_id,
         version=knowledge_base_version,
+        release=release,
     )
     body = (
         b'{"screening":'
