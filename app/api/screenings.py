@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from app import rescreen, screenings
-from app.api.deps import ReadSession, WriteSession, require
+from app.api.deps import ReadSession, WriteSession, off_loop, require
 from app.api.examples import SCREENING_EXAMPLES
 from app.api.problems import STANDARD_ERRORS, problem_response
 from app.auth import Principal, Scope
@@ -112,6 +112,9 @@ async def create_screening(
     store: Annotated[bool, Query(description="false: return the result, store nothing.")] = True,
 ) -> Any:
     kb: KnowledgeBase = request.app.state.releases.active()
+    # The engine's CPU work, in the bounded pool and before the first statement, so the loop
+    # keeps serving and no transaction is held across the await.
+    computed = await off_loop(screenings.compute, body, kb)
     stored, created = screenings.create(
         session,
         principal,
@@ -120,6 +123,7 @@ async def create_screening(
         request.app.state.keys,
         idempotency_key=idempotency_key,
         store=store,
+        computed=computed,
     )
     if stored.id is None:
         return _json(stored.to_json(), 200)
