@@ -74,7 +74,11 @@ class Settings(BaseSettings):
     # Webhooks (``app.webhooks``): deliveries to private, loopback, link-local and other
     # non-public addresses are refused unless webhook_allow_private is set (tests, labs).
     webhook_allow_private: bool = False
+    # The total time one delivery attempt may take (connect, request, response headers and
+    # redirects), not a per-read timeout a trickling receiver could stretch.
     webhook_timeout_seconds: float = Field(default=10, gt=0, le=60)
+    # Deliveries in flight at once for one tenant (other tenants' proceed beside them).
+    webhook_tenant_concurrency: int = Field(default=4, ge=1, le=32)
     # How often the server sends due deliveries (0: never; nothing is sent).
     webhook_poll_seconds: float = Field(default=2, ge=0, le=3600)
     # How often each process asks the database which knowledge-base release is active
