@@ -159,6 +159,10 @@ class RequestContextMiddleware:
                 # a second header would be enforced too and block what the first allows.
                 if b"content-security-policy" not in present:
                     headers.append((b"content-security-policy", DOCS_CSP if docs else API_CSP))
+                # The request's remaining budget (set by the limiter); a 429 carries its own.
+                for name, value in scope.get("state", {}).get("ratelimit", {}).items():
+                    if name.lower().encode() not in present:
+                        headers.append((name.lower().encode(), value.encode()))
                 message["headers"] = headers
             await send(message)
 

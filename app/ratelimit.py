@@ -40,9 +40,10 @@ class RateLimiter:
         self.limits = limits
         self._window = MovingWindowRateLimiter(MemoryStorage())
 
-    def check(self, principal: Principal) -> None:
-        """Count one request for the client and its tenant; raise 429 past either limit."""
-        self._hit(
+    def check(self, principal: Principal) -> dict[str, str]:
+        """Count one request for the client and its tenant; raise 429 past either limit.
+        Returns the RateLimit headers of the tighter of the two, for the response."""
+        return self._hit(
             (self.limits.per_client, f"client:{principal.client_id}"),
             (self.limits.per_tenant, f"tenant:{principal.tenant_id}"),
         )
@@ -58,19 +59,33 @@ class RateLimiter:
             (self.limits.token_per_client, f"token-client:{named}"),
         )
 
-    def _hit(self, *checks: tuple[RateLimitItem | None, str]) -> None:
+    def _hit(self, *checks: tuple[RateLimitItem | None, str]) -> dict[str, str]:
+        tightest: tuple[int, int, float] | None = None  # (remaining, limit, reset time)
         for item, key in checks:
             if item is None:
                 continue
-            if not self._window.hit(item, key):
+            if self._window.hit(item, key):
                 stats = self._window.get_window_stats(item, key)
-                retry = max(1, math.ceil(stats.reset_time - time.time()))
-                raise TooManyRequests(
-                    "Too many requests; retry after the number of seconds in Retry-After.",
-                    headers={
-                        "Retry-After": str(retry),
-                        "RateLimit-Limit": str(item.amount),
-                        "RateLimit-Remaining": "0",
-                        "RateLimit-Reset": str(retry),
-                    },
-                )
+                if tightest is None or stats.remaining < tightest[0]:
+                    tightest = (stats.remaining, item.amount, stats.reset_time)
+                continue
+            stats = self._window.get_window_stats(item, key)
+            retry = max(1, math.ceil(stats.reset_time - time.time()))
+            raise TooManyRequests(
+                "Too many requests; retry after the number of seconds in Retry-After.",
+                headers={
+                    "Retry-After": str(retry),
+                    "RateLimit-Limit": str(item.amount),
+                    "RateLimit-Remaining": "0",
+                    "RateLimit-Reset": str(retry),
+                },
+            )
+        if tightest is None:
+            return {}
+        remaining, amount, reset_at = tightest
+        reset = max(0, math.ceil(reset_at - time.time()))
+        return {
+            "RateLimit-Limit": str(amount),
+            "RateLimit-Remaining": str(remaining),
+            "RateLimit-Reset": str(reset),
+        }

@@ -91,7 +91,9 @@ async def _principal(
     if not request.app.state.revocations.usable(principal):
         raise UNAUTHORIZED
     request.scope.setdefault("state", {})["principal"] = principal
-    request.app.state.limiter.check(principal)
+    # The RateLimit headers go on the response too (RequestContextMiddleware adds them), so a
+    # client sees its budget before it runs out, not only in a 429.
+    request.scope["state"]["ratelimit"] = request.app.state.limiter.check(principal)
     missing = [s for s in security_scopes.scopes if s not in principal.scopes]
     if missing:
         needed = " ".join(missing)
