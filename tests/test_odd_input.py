@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from app.batch_io import MAX_CSV_FIELD, MAX_DEPTH
 from app.kb.loader import read_files
+from tests.conftest import Credentials, token_for
 from tests.test_canary import canary_body
 
 pytestmark = pytest.mark.anyio
@@ -188,13 +189,14 @@ async def test_csv_fields_past_the_limit_are_refused_or_the_items_problem(
 
 
 async def test_release_file_names_must_match_whole(
-    client: httpx.AsyncClient, auth_a: dict[str, str]
+    client: httpx.AsyncClient, operator: Credentials
 ) -> None:
+    auth = {"Authorization": f"Bearer {await token_for(client, operator)}"}
     files: Any = copy.deepcopy(read_files())
     files["release.yaml"]["version"] = "9.9.9"
     for name in ("sources/x.yaml\n", "x.yaml\n", "../x.yaml", "x.yaml\x00"):
         bad = {**files, name: files.get("sources.yaml", {})}
-        r = await client.post("/v1/knowledge/releases", json={"files": bad}, headers=auth_a)
+        r = await client.post("/v1/knowledge/releases", json={"files": bad}, headers=auth)
         assert r.status_code == 422, (repr(name), r.text)
         assert name.strip() not in r.text
 
