@@ -8,7 +8,9 @@ failure, whatever the library raises, becomes :class:`InvalidToken` and so one c
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -19,8 +21,11 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jose import jwk, jwt
+
+from app.crypto import DecryptionError, open_sealed, seal
 
 ALG = "RS256"
 TYP = "at+jwt"
@@ -48,12 +53,20 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     Scope.KNOWLEDGE_READ,
 )
 
+# knowledge:admin changes what every tenant's screenings say: it is an operator's power, held
+# only by operator clients (``create-client --operator``), which belong to the OPERATOR_TENANT
+# and hold no scope over any tenant's data. A tenant's admin holds TENANT_SCOPES.
+OPERATOR_TENANT = "operator"
+OPERATOR_ONLY: frozenset[str] = frozenset({Scope.KNOWLEDGE_ADMIN})
+OPERATOR_SCOPES: tuple[str, ...] = (Scope.KNOWLEDGE_READ, Scope.KNOWLEDGE_ADMIN)
+TENANT_SCOPES: tuple[str, ...] = tuple(s for s in ALL_SCOPES if s not in OPERATOR_ONLY)
+
 SCOPE_DESCRIPTIONS: dict[str, str] = {
     Scope.SCREENINGS_READ: "Read and list your tenant's screenings and reports",
     Scope.SCREENINGS_WRITE: "Create, re-screen and erase screenings",
     Scope.BATCHES_WRITE: "Submit and manage batches and webhooks",
     Scope.KNOWLEDGE_READ: "Read the knowledge base",
-    Scope.KNOWLEDGE_ADMIN: "Upload and activate knowledge-base releases",
+    Scope.KNOWLEDGE_ADMIN: "Upload and activate knowledge-base releases (operator clients only)",
     Scope.TENANTS_ADMIN: "Manage your tenant's clients and read its audit trail",
 }
 
@@ -80,9 +93,24 @@ class Principal:
 
 
 # --- client secrets -------------------------------------------------------------------------
+#
+# Client secrets are 256 random bits (``new_client_secret``), so a slow password hash buys
+# nothing against guessing and costs the service: Argon2id at the library's profile (m=64 MiB,
+# t=3, p=4) took a median 110-140 ms per verification here against 3-7 us for HMAC-SHA-256
+# (bench/secret_bench.py), and a flood of bad credentials at the token endpoint exhausted CPU,
+# memory and (while the hash ran) the database pool. A secret is stored instead as
+# HMAC-SHA-256 under a random per-client pepper that is itself stored sealed (AES-256-GCM)
+# under a key derived from the master key, which is never stored: a database file alone does
+# not let anyone test a guess, and re-wrapping under a new master key re-seals the pepper
+# without needing the secret. Hashes written before (Argon2id) still verify and are replaced
+# by the HMAC form on the client's next successful token request.
 
-_hasher = PasswordHasher()  # Argon2id, the library's RFC 9106 low-memory profile
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+HMAC_SCHEME = "hmac-sha256"
+ARGON2_PREFIX = "$argon2"
+_PEPPER_KEK_INFO = b"notice-screening client-secret pepper key v1"
+_DUMMY_CLIENT = "cl_dummy"
+
+_argon2 = PasswordHasher()  # only to verify hashes written before HMAC-SHA-256
 
 
 def new_client_id() -> str:
@@ -93,16 +121,80 @@ def new_client_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def hash_secret(secret: str) -> str:
-    return _hasher.hash(secret)
+def is_legacy_hash(secret_hash: str | None) -> bool:
+    """An Argon2id hash from before HMAC-SHA-256: slow to verify, replaced on next use."""
+    return secret_hash is not None and secret_hash.startswith(ARGON2_PREFIX)
 
 
-def verify_secret(secret_hash: str | None, secret: str) -> bool:
-    """Constant work whether or not the client exists, so timing reveals nothing."""
+def verify_legacy_secret(secret_hash: str, secret: str) -> bool:
     try:
-        return _hasher.verify(secret_hash or _DUMMY_HASH, secret) and secret_hash is not None
+        return _argon2.verify(secret_hash, secret)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+class SecretHasher:
+    """Hashes and verifies client secrets: ``hmac-sha256$<sealed pepper>$<hex digest>``, the
+    pepper sealed under a key derived (HKDF-SHA-256) from the master key and bound to the
+    client id."""
+
+    def __init__(self, master_key: bytes) -> None:
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_PEPPER_KEK_INFO)
+        self._kek = hkdf.derive(master_key)
+        self._dummy = self.hash(secrets.token_urlsafe(32), client_id=_DUMMY_CLIENT)
+
+    @staticmethod
+    def _aad(client_id: str) -> bytes:
+        return b"client-secret|" + client_id.encode("utf-8", "surrogatepass")
+
+    @staticmethod
+    def _digest(pepper: bytes, secret: str) -> str:
+        data = secret.encode("utf-8", "surrogatepass")
+        return hmac.new(pepper, data, hashlib.sha256).hexdigest()
+
+    def _format(self, pepper: bytes, digest: str, client_id: str) -> str:
+        sealed = seal(self._kek, pepper, self._aad(client_id))
+        return f"{HMAC_SCHEME}${base64.urlsafe_b64encode(sealed).decode()}${digest}"
+
+    def _pepper(self, secret_hash: str, client_id: str) -> tuple[bytes, str] | None:
+        scheme, _, rest = secret_hash.partition("$")
+        sealed_b64, _, digest = rest.partition("$")
+        if scheme != HMAC_SCHEME:
+            return None
+        try:
+            return open_sealed(
+                self._kek, base64.urlsafe_b64decode(sealed_b64), self._aad(client_id)
+            ), digest
+        except (DecryptionError, ValueError):
+            return None
+
+    def hash(self, secret: str, *, client_id: str) -> str:
+        pepper = secrets.token_bytes(32)
+        return self._format(pepper, self._digest(pepper, secret), client_id)
+
+    def verify(self, secret_hash: str | None, secret: str, *, client_id: str) -> bool:
+        """Same work whether or not the client exists (an unknown one checks a dummy hash)."""
+        opened = self._pepper(
+            secret_hash or self._dummy, client_id if secret_hash else _DUMMY_CLIENT
+        )
+        if opened is None:
+            return False
+        pepper, digest = opened
+        ok = hmac.compare_digest(self._digest(pepper, secret), digest)
+        return ok and secret_hash is not None
+
+    def rewrap(self, secret_hash: str, *, client_id: str, new: SecretHasher) -> str | None:
+        """The same hash with its pepper sealed under ``new``'s key (a new master key), or
+        ``None`` when it is not an HMAC hash this hasher can open."""
+        opened = self._pepper(secret_hash, client_id)
+        if opened is None:
+            return None
+        return new._format(opened[0], opened[1], client_id)
+
+
+def hash_secret(secret: str) -> str:
+    """A legacy Argon2id hash; kept for tests of the migration to HMAC-SHA-256."""
+    return _argon2.hash(secret)
 
 
 def parse_scope_request(requested: str | None, granted: frozenset[str]) -> frozenset[str] | None:

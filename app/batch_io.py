@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,13 @@ from app.engine import ScreeningInput
 
 MAX_ITEMS = 50_000
 MAX_CLIENT_REF = 200
+# No request field nests deeper than a few levels: an item nested deeper is that item's
+# problem, and one past the interpreter's recursion limit must not fail the whole upload.
+MAX_DEPTH = 16
+# The longest CSV field any column can hold (the longest text field is 8,000 characters);
+# the csv module's own limit (131,072, process-wide) refuses the upload beyond it.
+MAX_CSV_FIELD = 10_000
+_BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 LIST_SEPARATOR = ";"
 
 # column -> (section, field, kind); kind: text | list | bool | int
@@ -124,6 +132,8 @@ def _json_array(text: str) -> list[tuple[int, Any]]:
         value = json.loads(text)
     except json.JSONDecodeError:
         raise UploadError("the upload is not a JSON array") from None
+    except RecursionError:
+        raise UploadError("the upload is nested too deeply") from None
     if not isinstance(value, list):
         raise UploadError("a JSON upload is an array of screening requests")
     return list(enumerate(value, start=1))
@@ -136,22 +146,48 @@ def _ndjson(text: str) -> Iterator[tuple[int, Any]]:
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError:
-            yield number, _Unparseable()
+            yield number, _Unparseable("this line is not JSON")
+        except RecursionError:
+            yield number, _Unparseable(f"nested more than {MAX_DEPTH} levels deep")
 
 
+@dataclass(frozen=True, slots=True)
 class _Unparseable:
     """A line that is not JSON: reported as that item's problem, not the batch's."""
+
+    problem: str
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists and objects more than ``limit`` levels (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _csv(text: str) -> Iterator[tuple[int, Any]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    if reader.fieldnames is None:
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error:  # a header field over the csv module's limit, a NUL, ...
+        raise UploadError("the CSV upload's header row is malformed") from None
+    if fieldnames is None:
         raise UploadError("the CSV upload has no header row")
-    unknown = [c for c in reader.fieldnames if c not in CSV_COLUMNS]
+    # A header is the client's data when it is not ours (a CSV without a header row has a
+    # person's name there): problems name columns by position, never by their text.
+    unknown = [n for n, c in enumerate(fieldnames, start=1) if c not in CSV_COLUMNS]
     if unknown:
-        raise UploadError(
-            f"unknown CSV column(s): {', '.join(sorted(unknown)[:5])}; see the template"
-        )
+        which = ", ".join(str(n) for n in unknown[:5])
+        more = " and more" if len(unknown) > 5 else ""
+        noun = "column" if len(unknown) == 1 else "columns"
+        verb = "is not a known column" if len(unknown) == 1 else "are not known columns"
+        raise UploadError(f"{noun} {which}{more} {verb}; see the template")
     try:
         for number, record in enumerate(reader, start=1):
             yield number, _from_csv(record)
@@ -164,6 +200,9 @@ def _from_csv(record: dict[str, str | None]) -> dict[str, Any]:
     problems: list[tuple[str, str]] = []
     for column, value in record.items():
         if column is None or value is None or not value.strip():
+            continue
+        if len(value) > MAX_CSV_FIELD:
+            problems.append((column, f"longer than {MAX_CSV_FIELD} characters"))
             continue
         section, name, kind = CSV_COLUMNS[column]
         converted: Any = value.strip()
@@ -194,19 +233,31 @@ def _from_csv(record: dict[str, str | None]) -> dict[str, Any]:
 def _item(row: int, value: Any) -> Item:
     item = Item(row=row)
     if isinstance(value, _Unparseable):
-        item.problems.append(Problem(row, "", "this line is not JSON"))
+        item.problems.append(Problem(row, "", value.problem))
         return item
     if not isinstance(value, dict):
         item.problems.append(Problem(row, "", "an item is a JSON object"))
+        return item
+    if _depth_exceeds(value, MAX_DEPTH):
+        item.problems.append(Problem(row, "", f"nested more than {MAX_DEPTH} levels deep"))
         return item
     value = dict(value)
     for column, problem in value.pop("__csv_problems__", []):
         item.problems.append(Problem(row, column, problem))
     client_ref = value.pop("client_ref", None)
     if client_ref is not None:
-        if not isinstance(client_ref, str) or not 1 <= len(client_ref) <= MAX_CLIENT_REF:
+        if (
+            not isinstance(client_ref, str)
+            or not 1 <= len(client_ref) <= MAX_CLIENT_REF
+            or _BAD_TEXT.search(client_ref)
+        ):
             item.problems.append(
-                Problem(row, "client_ref", f"a string of 1 to {MAX_CLIENT_REF} characters")
+                Problem(
+                    row,
+                    "client_ref",
+                    f"a string of 1 to {MAX_CLIENT_REF} characters, without control "
+                    "characters or lone surrogates",
+                )
             )
         else:
             item.client_ref = client_ref
@@ -214,8 +265,12 @@ def _item(row: int, value: Any) -> Item:
         request = ScreeningInput.model_validate(value)
     except ValidationError as exc:
         for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"])
-            item.problems.append(Problem(row, where, error["msg"]))
+            # Problems are stored in clear: an unknown key's name is the client's data (the
+            # same rule as app.errors.safe_loc, which this module does not import).
+            loc = [str(p) for p in error["loc"]]
+            if error["type"] == "extra_forbidden" and loc:
+                loc[-1] = "(unknown field)"
+            item.problems.append(Problem(row, ".".join(loc), error["msg"]))
         return item
     if not item.problems:
         item.request = request

@@ -16,7 +16,18 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from app.auth import ALL_SCOPES, DEFAULT_SCOPES, hash_secret, new_client_id, new_client_secret
+from app.auth import (
+    ALL_SCOPES,
+    DEFAULT_SCOPES,
+    OPERATOR_ONLY,
+    OPERATOR_SCOPES,
+    OPERATOR_TENANT,
+    TENANT_SCOPES,
+    SecretHasher,
+    hash_secret,
+    new_client_id,
+    new_client_secret,
+)
 from app.models import Client, Tenant, utcnow
 from app.settings import Settings
 
@@ -33,8 +44,14 @@ def _db(settings: Settings, *, background_checkpoint: bool = False):  # type: ig
     from app.db import create_database
 
     return create_database(
-        settings.effective_database_url, background_checkpoint=background_checkpoint
+        settings.effective_database_url,
+        background_checkpoint=background_checkpoint,
+        pool_timeout=settings.db_pool_timeout_seconds,
     )
+
+
+def _hasher(settings: Settings) -> SecretHasher:
+    return SecretHasher(settings.master_key_bytes())
 
 
 def _tenant(session: Session, name: str, *, create: bool) -> Tenant:
@@ -51,17 +68,38 @@ def _tenant(session: Session, name: str, *, create: bool) -> Tenant:
 
 
 def create_client(
-    session: Session, *, tenant: str, scopes: Sequence[str], name: str = ""
+    session: Session,
+    *,
+    tenant: str,
+    scopes: Sequence[str],
+    name: str = "",
+    hasher: SecretHasher | None = None,
+    operator: bool = False,
 ) -> tuple[Client, str]:
+    """A new client and its secret, hashed with ``hasher`` (HMAC-SHA-256 under the pepper);
+    without one, as a legacy Argon2id hash that the token endpoint replaces on first use.
+    ``operator``: a client of the operator tenant, the only one that may hold
+    ``knowledge:admin`` and which holds no scope over tenants' data."""
     unknown = sorted(set(scopes) - set(ALL_SCOPES))
     if unknown:
         raise CliError(f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(ALL_SCOPES)}")
+    if operator:
+        tenant = OPERATOR_TENANT
+        if not set(scopes) <= set(OPERATOR_SCOPES):
+            raise CliError(f"an operator client holds only {' '.join(OPERATOR_SCOPES)}")
+    elif set(scopes) & OPERATOR_ONLY:
+        raise CliError("knowledge:admin is granted only to operator clients (--operator)")
+    elif tenant == OPERATOR_TENANT:
+        raise CliError(f"the tenant {OPERATOR_TENANT!r} holds operator clients only (--operator)")
     owner = _tenant(session, tenant, create=True)
     secret = new_client_secret()
+    client_id = new_client_id()
     client = Client(
         tenant_id=owner.id,
-        client_id=new_client_id(),
-        secret_hash=hash_secret(secret),
+        client_id=client_id,
+        secret_hash=(
+            hasher.hash(secret, client_id=client_id) if hasher is not None else hash_secret(secret)
+        ),
         scopes=sorted(set(scopes)),
         name=name[:64],
     )
@@ -109,10 +147,24 @@ def cmd_create_tenant(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_create_client(settings: Settings, args: argparse.Namespace) -> int:
-    scopes = list(ALL_SCOPES) if args.admin else (args.scopes or list(DEFAULT_SCOPES))
+    if args.operator:
+        if args.admin or args.tenant:
+            raise CliError("--operator takes neither --admin nor --tenant")
+        scopes = args.scopes or list(OPERATOR_SCOPES)
+    elif not args.tenant:
+        raise CliError("--tenant is required (or --operator)")
+    else:
+        scopes = list(TENANT_SCOPES) if args.admin else (args.scopes or list(DEFAULT_SCOPES))
     with _db(settings).session() as session:
-        client, secret = create_client(session, tenant=args.tenant, scopes=scopes, name=args.name)
-    _print_credentials(client, secret, args.tenant, as_json=args.json)
+        client, secret = create_client(
+            session,
+            tenant=args.tenant or OPERATOR_TENANT,
+            scopes=scopes,
+            name=args.name,
+            hasher=_hasher(settings),
+            operator=args.operator,
+        )
+    _print_credentials(client, secret, args.tenant or OPERATOR_TENANT, as_json=args.json)
     return 0
 
 
@@ -123,7 +175,7 @@ def cmd_rotate_secret(settings: Settings, args: argparse.Namespace) -> int:
             raise CliError("no such client")
         tenant = session.get(Tenant, client.tenant_id)
         secret = new_client_secret()
-        client.secret_hash = hash_secret(secret)
+        client.secret_hash = _hasher(settings).hash(secret, client_id=client.client_id)
         client.secret_rotated_at = utcnow()
         session.add(client)
     _print_credentials(client, secret, tenant.name if tenant else "?", as_json=args.json)
@@ -131,6 +183,37 @@ def cmd_rotate_secret(settings: Settings, args: argparse.Namespace) -> int:
         "Tokens issued before the rotation stay valid until they expire "
         f"(at most {settings.token_ttl_seconds} s).",
         file=sys.stderr,
+    )
+    return 0
+
+
+def _client_by_id(session: Session, client_id: str) -> Client:
+    client = session.exec(select(Client).where(Client.client_id == client_id)).first()
+    if client is None:
+        raise CliError("no such client")
+    return client
+
+
+def cmd_disable_client(settings: Settings, args: argparse.Namespace) -> int:
+    from app import revocation
+
+    with _db(settings).session() as session:
+        revocation.disable(session, _client_by_id(session, args.client_id), actor="system:cli")
+    print(
+        f"client {args.client_id} disabled: it gets no new tokens, and the ones it holds are "
+        f"refused within {revocation.TTL_S:g} s on every server process"
+    )
+    return 0
+
+
+def cmd_delete_client(settings: Settings, args: argparse.Namespace) -> int:
+    from app import revocation
+
+    with _db(settings).session() as session:
+        revocation.delete(session, _client_by_id(session, args.client_id), actor="system:cli")
+    print(
+        f"client {args.client_id} deleted: the tokens it holds are refused within "
+        f"{revocation.TTL_S:g} s on every server process"
     )
     return 0
 
@@ -150,7 +233,11 @@ def cmd_bootstrap_local(settings: Settings, _: argparse.Namespace) -> int:
             print(f"  .venv/bin/python -m app rotate-secret --client-id {existing.client_id}")
             return 0
         client, secret = create_client(
-            session, tenant=LOCAL_TENANT, scopes=ALL_SCOPES, name=LOCAL_ADMIN_NAME
+            session,
+            tenant=LOCAL_TENANT,
+            scopes=TENANT_SCOPES,
+            name=LOCAL_ADMIN_NAME,
+            hasher=_hasher(settings),
         )
     print("=" * 72)
     print("Local admin client created. Use these in Swagger UI's Authorize button:")
@@ -540,8 +627,16 @@ def build_parser() -> argparse.ArgumentParser:
     tenant.set_defaults(func=cmd_create_tenant)
 
     client = sub.add_parser("create-client", help="create an API client (and its tenant)")
-    client.add_argument("--tenant", required=True)
-    client.add_argument("--admin", action="store_true", help="grant every scope")
+    client.add_argument("--tenant", help="the tenant (created if new); not with --operator")
+    client.add_argument(
+        "--admin", action="store_true", help="grant every scope over the tenant's data"
+    )
+    client.add_argument(
+        "--operator",
+        action="store_true",
+        help="an operator client (no tenant's data): knowledge:read and knowledge:admin, "
+        "the power to upload and activate knowledge-base releases for every tenant",
+    )
     client.add_argument(
         "--scopes",
         nargs="+",
@@ -557,6 +652,14 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--client-id", required=True)
     rotate.add_argument("--json", action="store_true")
     rotate.set_defaults(func=cmd_rotate_secret)
+
+    for name, func, what in (
+        ("disable-client", cmd_disable_client, "disable a client and refuse its tokens"),
+        ("delete-client", cmd_delete_client, "delete a client and refuse its tokens"),
+    ):
+        revoke = sub.add_parser(name, help=what)
+        revoke.add_argument("client_id", help="the client's client_id (cl_...)")
+        revoke.set_defaults(func=func)
 
     sub.add_parser("bootstrap-local", help="ensure the local admin client exists").set_defaults(
         func=cmd_bootstrap_local

@@ -31,6 +31,9 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+# Seconds to wait for a pooled connection before ``sqlalchemy.exc.TimeoutError`` (the server
+# answers 503 with Retry-After); SQLAlchemy's default of 30 s held every request that long.
+POOL_TIMEOUT_S = 1.0
 CHECKPOINT_INTERVAL_S = 0.2
 RESTART_AFTER_FRAMES = 2000  # about 8 MB of WAL
 
@@ -119,7 +122,9 @@ class Database:
             self.reader.dispose()
 
 
-def _sqlite_engine(url: str, *, immediate: bool, autocheckpoint: bool = True) -> Engine:
+def _sqlite_engine(
+    url: str, *, immediate: bool, autocheckpoint: bool = True, pool_timeout: float = POOL_TIMEOUT_S
+) -> Engine:
     parsed = make_url(url)
     memory = parsed.database in (None, "", ":memory:")
     if not memory and parsed.database:
@@ -130,6 +135,8 @@ def _sqlite_engine(url: str, *, immediate: bool, autocheckpoint: bool = True) ->
     }
     if memory:
         kwargs["poolclass"] = StaticPool
+    else:
+        kwargs["pool_timeout"] = pool_timeout
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -154,19 +161,26 @@ def _sqlite_engine(url: str, *, immediate: bool, autocheckpoint: bool = True) ->
     return engine
 
 
-def create_database(url: str, *, background_checkpoint: bool = False) -> Database:
+def create_database(
+    url: str, *, background_checkpoint: bool = False, pool_timeout: float = POOL_TIMEOUT_S
+) -> Database:
     """``background_checkpoint``: for a long-running server on a SQLite file, checkpoint the
-    WAL from a thread started by ``Database.start()`` instead of on commit."""
+    WAL from a thread started by ``Database.start()`` instead of on commit. ``pool_timeout``:
+    seconds to wait for a free pooled connection."""
     if url.startswith("sqlite"):
         path = make_url(url).database
         memory = path in (None, "", ":memory:")
         background = background_checkpoint and not memory
-        writer = _sqlite_engine(url, immediate=True, autocheckpoint=not background)
+        writer = _sqlite_engine(
+            url, immediate=True, autocheckpoint=not background, pool_timeout=pool_timeout
+        )
         # An in-memory database exists once per connection: readers must share the writer's.
         reader = writer
         if not memory:
-            reader = _sqlite_engine(url, immediate=False, autocheckpoint=not background)
+            reader = _sqlite_engine(
+                url, immediate=False, autocheckpoint=not background, pool_timeout=pool_timeout
+            )
         checkpointer = Checkpointer(path) if background and path else None
         return Database(writer=writer, reader=reader, checkpointer=checkpointer)
-    engine = create_engine(url, hide_parameters=True, pool_pre_ping=True)
+    engine = create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_timeout=pool_timeout)
     return Database(writer=engine, reader=engine)

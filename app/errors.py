@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -192,12 +193,24 @@ _SAFE_MESSAGES = frozenset(
 )
 
 
+UNKNOWN_FIELD = "(unknown field)"
+
+
+def safe_loc(loc: Sequence[Any], kind: str) -> list[str]:
+    """Where the problem is, without a key name the client chose: an unknown field's name is
+    submitted data (it can be a name or a date of birth) and becomes ``(unknown field)``."""
+    parts = [str(p) for p in loc]
+    if kind == "extra_forbidden" and parts:
+        parts[-1] = UNKNOWN_FIELD
+    return parts
+
+
 def sanitise_validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
-    """Keep where and why; drop the submitted input and anything derived from it."""
+    """Keep where and why; drop the submitted input, key names and anything derived from it."""
     out = []
     for err in errors:
-        loc = [str(p) for p in err.get("loc", ())]
         kind = str(err.get("type", "value_error"))
+        loc = safe_loc(err.get("loc", ()), kind)
         ctx = err.get("ctx") or {}
         if kind in _SAFE_MESSAGES:
             msg = str(err.get("msg", "Invalid value"))
@@ -244,6 +257,17 @@ def install(app: FastAPI) -> None:
             headers=exc.headers,
         )
 
+    async def pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
+        # Every pooled database connection stayed busy for the pool timeout (about a second):
+        # tell the client to come back rather than queue it behind the others.
+        log.warning("database pool exhausted", extra={"error_type": type(exc).__name__})
+        return problem(
+            503,
+            detail="The service is busy; retry after the number of seconds in Retry-After.",
+            request=request,
+            headers={"Retry-After": "1"},
+        )
+
     async def unhandled(request: Request, exc: Exception) -> JSONResponse:
         # The message can quote data (driver errors do); log the type and where it was raised.
         tb = exc.__traceback__
@@ -256,4 +280,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(PoolTimeout, pool_exhausted)
     app.add_exception_handler(Exception, unhandled)

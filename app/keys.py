@@ -25,8 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col
 from sqlmodel import select as select_model
 
+from app.auth import SecretHasher
 from app.crypto import DecryptionError, aad, key_id, new_key, open_sealed, seal
-from app.models import TenantKey, utcnow
+from app.models import Client, TenantKey, utcnow
 
 _TENANT_KEYS = SQLModel.metadata.tables["tenant_keys"]
 _SUBJECT_KEYS = SQLModel.metadata.tables["subject_keys"]
@@ -300,5 +301,14 @@ class KeyRing:
             row.wrapped = seal(new_master, key, _tenant_aad(row.tenant_id, row.version))
             row.master_key_id = new_id
             session.add(row)
+        # Client secrets' peppers are sealed under a key derived from the master key too.
+        old_hasher, new_hasher = SecretHasher(self._master), SecretHasher(new_master)
+        for client in session.exec(select_model(Client).with_for_update()).all():
+            rewrapped = old_hasher.rewrap(
+                client.secret_hash, client_id=client.client_id, new=new_hasher
+            )
+            if rewrapped is not None:
+                client.secret_hash = rewrapped
+                session.add(client)
         session.flush()
         return len(rows)

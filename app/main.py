@@ -26,7 +26,7 @@ from app.api import reports as reports_api
 from app.api import screenings as screenings_api
 from app.api import tenant as tenant_api
 from app.api import webhooks as webhooks_api
-from app.auth import TokenService
+from app.auth import SecretHasher, TokenService
 from app.db import Database, create_database
 from app.kb.loader import KnowledgeBase
 from app.kb.loader import load as load_kb
@@ -34,6 +34,7 @@ from app.keys import KeyRing
 from app.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
 from app.ratelimit import Limits, RateLimiter, parse_limit
 from app.releases import Releases
+from app.revocation import Revocations
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,11 @@ def create_app(
     knowledge_base: KnowledgeBase | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
-    db = database or create_database(settings.effective_database_url, background_checkpoint=True)
+    db = database or create_database(
+        settings.effective_database_url,
+        background_checkpoint=True,
+        pool_timeout=settings.db_pool_timeout_seconds,
+    )
     kb = knowledge_base or load_kb()
     releases = Releases(kb, db, refresh_seconds=settings.kb_refresh_seconds)
 
@@ -152,6 +157,7 @@ def create_app(
     app.state.db = db
     app.state.releases = releases  # .active(): the release screenings use now
     app.state.migration_head = migrate.head_revision()
+    app.state.revocations = Revocations(db)
     app.state.tokens = TokenService(
         settings.signing_key_pem(),
         issuer=settings.token_issuer,
@@ -159,12 +165,15 @@ def create_app(
         ttl_seconds=settings.token_ttl_seconds,
     )
     app.state.keys = KeyRing(settings.master_key_bytes())
+    app.state.secret_hasher = SecretHasher(settings.master_key_bytes())
     app.state.batch_bell = threading.Event()  # set: new batch work is committed
     app.state.metrics = Metrics()
     app.state.limiter = RateLimiter(
         Limits(
             per_client=parse_limit(settings.rate_limit_client),
             per_tenant=parse_limit(settings.rate_limit_tenant),
+            token_per_address=parse_limit(settings.rate_limit_token_address),
+            token_per_client=parse_limit(settings.rate_limit_token_client),
         )
     )
 

@@ -79,6 +79,8 @@ class Client(SQLModel, table=True):
     disabled: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     secret_rotated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    # When it was disabled: its tokens are refused from then on (``app.revocation``).
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
 
 class Screening(SQLModel, table=True):

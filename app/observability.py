@@ -108,9 +108,22 @@ class Metrics:
         )
 
 
+# Label values for what the client chose: anything else becomes OTHER, so invented methods
+# and paths cannot create metric series or log values (5,000 methods once made 90,000 series).
+OTHER = "other"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def route_template(scope: Scope) -> str:
-    """The matched route's template (set by the router), never the raw path."""
-    return str(getattr(scope.get("route"), "path", None) or "unmatched")
+    """The matched route's template (set by the router), never the raw path; ``other`` when
+    no route matched."""
+    return str(getattr(scope.get("route"), "path", None) or OTHER)
+
+
+def method_label(scope: Scope) -> str:
+    """The request's method when it is a standard one, else ``other``."""
+    method = scope.get("method", "")
+    return method if method in KNOWN_METHODS else OTHER
 
 
 class RequestContextMiddleware:
@@ -146,6 +159,10 @@ class RequestContextMiddleware:
                 # a second header would be enforced too and block what the first allows.
                 if b"content-security-policy" not in present:
                     headers.append((b"content-security-policy", DOCS_CSP if docs else API_CSP))
+                # The request's remaining budget (set by the limiter); a 429 carries its own.
+                for name, value in scope.get("state", {}).get("ratelimit", {}).items():
+                    if name.lower().encode() not in present:
+                        headers.append((name.lower().encode(), value.encode()))
                 message["headers"] = headers
             await send(message)
 
@@ -154,7 +171,7 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             route = route_template(scope)
-            method = scope["method"]
+            method = method_label(scope)
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(elapsed)
             principal = scope.get("state", {}).get("principal")

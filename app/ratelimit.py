@@ -1,8 +1,9 @@
-"""Per-client and per-tenant request limits, checked after the token is verified.
+"""Request limits: per client and per tenant after the token is verified, and per source
+address and per client id at the token endpoint before any secret is checked.
 
 Moving windows in process memory (the ``limits`` library): each API process enforces the
 limits on its own, so with N replicas a client can make up to N times the limit. Health,
-readiness and metrics are not limited; the token endpoint is limited by its Argon2 cost.
+readiness and metrics are not limited.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from app.auth import Principal
+from app.auth import CLIENT_ID_RE, Principal
 from app.errors import TooManyRequests
 
 
@@ -23,6 +24,9 @@ from app.errors import TooManyRequests
 class Limits:
     per_client: RateLimitItem | None
     per_tenant: RateLimitItem | None
+    # POST /v1/auth/token, counted before the secret is looked at.
+    token_per_address: RateLimitItem | None = None
+    token_per_client: RateLimitItem | None = None
 
 
 def parse_limit(text: str) -> RateLimitItem | None:
@@ -36,23 +40,52 @@ class RateLimiter:
         self.limits = limits
         self._window = MovingWindowRateLimiter(MemoryStorage())
 
-    def check(self, principal: Principal) -> None:
-        """Count one request for the client and its tenant; raise 429 past either limit."""
-        for item, key in (
+    def check(self, principal: Principal) -> dict[str, str]:
+        """Count one request for the client and its tenant; raise 429 past either limit.
+        Returns the RateLimit headers of the tighter of the two, for the response."""
+        return self._hit(
             (self.limits.per_client, f"client:{principal.client_id}"),
             (self.limits.per_tenant, f"tenant:{principal.tenant_id}"),
-        ):
+        )
+
+    def check_token_attempt(self, *, address: str, client_id: str) -> None:
+        """Count one token request for its source address and the client id it names, before
+        the secret is checked, so a flood of guesses is refused at the cost of a counter. A
+        client id that is not well formed shares one bucket (no attacker-chosen key is kept);
+        the address is counted first so a flood from one address adds no client-id keys."""
+        named = client_id if CLIENT_ID_RE.fullmatch(client_id) else "(malformed)"
+        self._hit(
+            (self.limits.token_per_address, f"token-address:{address}"),
+            (self.limits.token_per_client, f"token-client:{named}"),
+        )
+
+    def _hit(self, *checks: tuple[RateLimitItem | None, str]) -> dict[str, str]:
+        tightest: tuple[int, int, float] | None = None  # (remaining, limit, reset time)
+        for item, key in checks:
             if item is None:
                 continue
-            if not self._window.hit(item, key):
+            if self._window.hit(item, key):
                 stats = self._window.get_window_stats(item, key)
-                retry = max(1, math.ceil(stats.reset_time - time.time()))
-                raise TooManyRequests(
-                    "Too many requests; retry after the number of seconds in Retry-After.",
-                    headers={
-                        "Retry-After": str(retry),
-                        "RateLimit-Limit": str(item.amount),
-                        "RateLimit-Remaining": "0",
-                        "RateLimit-Reset": str(retry),
-                    },
-                )
+                if tightest is None or stats.remaining < tightest[0]:
+                    tightest = (stats.remaining, item.amount, stats.reset_time)
+                continue
+            stats = self._window.get_window_stats(item, key)
+            retry = max(1, math.ceil(stats.reset_time - time.time()))
+            raise TooManyRequests(
+                "Too many requests; retry after the number of seconds in Retry-After.",
+                headers={
+                    "Retry-After": str(retry),
+                    "RateLimit-Limit": str(item.amount),
+                    "RateLimit-Remaining": "0",
+                    "RateLimit-Reset": str(retry),
+                },
+            )
+        if tightest is None:
+            return {}
+        remaining, amount, reset_at = tightest
+        reset = max(0, math.ceil(reset_at - time.time()))
+        return {
+            "RateLimit-Limit": str(amount),
+            "RateLimit-Remaining": str(remaining),
+            "RateLimit-Reset": str(reset),
+        }

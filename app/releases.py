@@ -48,7 +48,10 @@ from app.models import KnowledgeRelease, utcnow
 log = logging.getLogger(__name__)
 
 BUILT_IN = "system:built-in"
-CACHED = 4  # releases other than the active one kept loaded per process
+# Releases other than the active one kept loaded per process, least recently used dropped
+# first. Cycling re-screens over more stored releases than this reloads one per call, and a
+# load takes 0.2-1.1 s of CPU: requests that need one load it in a thread, one at a time.
+CACHED = 8
 
 
 def encode(files: Files) -> bytes:
@@ -169,27 +172,44 @@ class Releases:
         self._active = builtin
         self._cache: OrderedDict[str, KnowledgeBase] = OrderedDict({builtin.version: builtin})
         self._lock = threading.Lock()
+        self._loading = threading.Lock()  # one load at a time: a burst of misses queues here
+        self.loads = 0  # releases loaded from the database (not from the cache)
         self._refresh_seconds = refresh_seconds
         self._refreshed = 0.0
 
     def active(self) -> KnowledgeBase:
         return self._active
 
-    def get(self, version: str) -> KnowledgeBase:
-        """Any stored release (loaded from the database once, then cached)."""
+    def cached(self, version: str) -> KnowledgeBase | None:
         with self._lock:
             kb = self._cache.get(version)
             if kb is not None:
                 self._cache.move_to_end(version)
-                return kb
+            return kb
+
+    def get(self, version: str) -> KnowledgeBase:
+        """Any stored release (loaded from the database once, then cached). A load is CPU
+        work of up to a second: call this from a thread when it may not be cached."""
+        kb = self.cached(version)
+        if kb is not None:
+            return kb
         if self._database is None:
             raise UnknownRelease(version)
+        with self._loading:
+            kb = self.cached(version)  # loaded by the request we waited for
+            if kb is not None:
+                return kb
+            return self._load(version)
+
+    def _load(self, version: str) -> KnowledgeBase:
+        assert self._database is not None
         with self._database.session(write=False) as session:
             row = session.get(KnowledgeRelease, version)
             bundle = None if row is None else row.bundle
         if bundle is None:
             raise UnknownRelease(version)
         kb = load_files(decode(bundle))
+        self.loads += 1
         with self._lock:
             self._cache[version] = kb
             keep = (self.builtin.version, self._active.version, version)

@@ -21,6 +21,7 @@ from app import audit, screenings, webhooks
 from app.auth import Principal
 from app.engine import ScreeningInput
 from app.errors import NotFound
+from app.kb.loader import KnowledgeBase
 from app.keys import KeyRing
 from app.models import Screening
 from app.releases import Releases, UnknownRelease
@@ -133,14 +134,23 @@ def rescreen(
     screening_id: uuid.UUID,
     *,
     version: str | None = None,
+    release: KnowledgeBase | None = None,
 ) -> tuple[screenings.StoredScreening, Diff, bool]:
     """Screen the stored input against the active release (stored in place of the old result)
     or, with ``version``, against that release (returned, not stored: a reproduction).
-    Returns the new result, the diff and whether it was stored."""
+    Returns the new result, the diff and whether it was stored. ``release``: that release,
+    when the caller has already loaded it (``Releases.get``, in a thread)."""
     row = get_owned(session, Screening, screening_id, principal.tenant_id)
     old, request_json = screenings.get_with_input(session, principal, keys, screening_id)
     try:
-        kb = releases.active() if version is None else releases.get(version)
+        if version is None:
+            kb = releases.active()
+        else:
+            kb = (
+                release
+                if release is not None and release.version == version
+                else releases.get(version)
+            )
     except UnknownRelease:
         raise NotFound("No knowledge-base release has this version.") from None
     computed = screenings.compute(

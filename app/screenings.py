@@ -86,15 +86,19 @@ def create(
     *,
     idempotency_key: str | None = None,
     store: bool = True,
+    computed: Computed | None = None,
 ) -> tuple[StoredScreening, bool]:
     """Screen and (unless ``store`` is false) store. Returns the screening and whether it is
-    new; a retry with the same Idempotency-Key and body returns the first one."""
+    new; a retry with the same Idempotency-Key and body returns the first one. ``computed``:
+    the result of ``compute(request, kb)``, when the caller computed it already (the API does,
+    in a thread, before its transaction)."""
     request_json = request.model_dump_json(exclude_none=True).encode()
     if idempotency_key is not None and store:
         existing = _by_key(session, principal.tenant_id, idempotency_key)
         if existing is not None:
             return _replay(session, keys, existing, request_json), False
-    computed = compute(request, kb, request_json)
+    if computed is None or computed.request_json != request_json:
+        computed = compute(request, kb, request_json)
     result_json = computed.result_json
     created_at = utcnow()
     if not store:

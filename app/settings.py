@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     rate_limit_client: str = "1200/minute"
     rate_limit_tenant: str = "6000/minute"
+    # POST /v1/auth/token, counted per source address and per client id before the secret is
+    # checked. Behind a reverse proxy every request comes from the proxy's address: raise the
+    # per-address limit there (or leave it empty) and limit at the proxy.
+    rate_limit_token_address: str = "120/minute"
+    rate_limit_token_client: str = "30/minute"
+    # How long a request waits for a database connection when every pooled one is in use
+    # before it is answered 503 with Retry-After (instead of holding everyone for 30 s).
+    db_pool_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
     # Screenings older than their tenant's retention period (tenants.retention_days) are
     # purged. The server purges every purge_interval_seconds (0: never; run
     # `python -m app purge` from a scheduler instead).
@@ -66,7 +74,11 @@ class Settings(BaseSettings):
     # Webhooks (``app.webhooks``): deliveries to private, loopback, link-local and other
     # non-public addresses are refused unless webhook_allow_private is set (tests, labs).
     webhook_allow_private: bool = False
+    # The total time one delivery attempt may take (connect, request, response headers and
+    # redirects), not a per-read timeout a trickling receiver could stretch.
     webhook_timeout_seconds: float = Field(default=10, gt=0, le=60)
+    # Deliveries in flight at once for one tenant (other tenants' proceed beside them).
+    webhook_tenant_concurrency: int = Field(default=4, ge=1, le=32)
     # How often the server sends due deliveries (0: never; nothing is sent).
     webhook_poll_seconds: float = Field(default=2, ge=0, le=3600)
     # How often each process asks the database which knowledge-base release is active
@@ -82,7 +94,12 @@ class Settings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
-    @field_validator("rate_limit_client", "rate_limit_tenant")
+    @field_validator(
+        "rate_limit_client",
+        "rate_limit_tenant",
+        "rate_limit_token_address",
+        "rate_limit_token_client",
+    )
     @classmethod
     def _limit(cls, value: str) -> str:
         from limits import parse

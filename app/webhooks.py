@@ -17,7 +17,9 @@ a short constant, never a response body.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import concurrent.futures
 import ipaddress
 import json
 import logging
@@ -67,6 +69,8 @@ MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 MAX_REDIRECTS = 3
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CLAIM_BATCH = 20
+MAX_IN_FLIGHT = 32  # deliveries in flight at once per process, over all tenants
+CLAIM_EVERY_S = 0.1  # while some are in flight, look for newly due ones this often
 USER_AGENT = "notice-screening-webhooks/1"
 
 
@@ -106,12 +110,16 @@ class DeliveryOptions(Protocol):
     @property
     def webhook_poll_seconds(self) -> float: ...
 
+    @property
+    def webhook_tenant_concurrency(self) -> int: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Options:
     webhook_allow_private: bool = False
     webhook_timeout_seconds: float = 10
     webhook_poll_seconds: float = 2
+    webhook_tenant_concurrency: int = 4
 
 
 # --- destinations ------------------------------------------------------------------------------
@@ -427,6 +435,7 @@ def screening_created(
 @dataclass(frozen=True, slots=True)
 class _Claimed:
     id: uuid.UUID
+    tenant_id: uuid.UUID
     url: str
     secret: str
     payload: str
@@ -493,11 +502,24 @@ def _claim(
                 .where(_DELIVERIES.c.id == delivery_id)
                 .values(attempts=attempts + 1, next_attempt_at=now + lease)
             )
-            claimed.append(_Claimed(delivery_id, url, secret, payload, attempts + 1))
+            claimed.append(_Claimed(delivery_id, tenant_id, url, secret, payload, attempts + 1))
     return claimed
 
 
-def _send(http: httpx.Client, item: _Claimed, allow_private: bool) -> _Outcome:
+async def _send(
+    http: httpx.AsyncClient, item: _Claimed, allow_private: bool, deadline: float
+) -> _Outcome:
+    """One attempt within ``deadline`` seconds in all (connect, request, response headers and
+    every redirect): a receiver that trickles its answer a byte at a time cannot hold it
+    longer, whatever the per-read timeout."""
+    try:
+        async with asyncio.timeout(deadline):
+            return await _attempt(http, item, allow_private)
+    except TimeoutError:
+        return _Outcome(False, None, ERR_TIMEOUT)
+
+
+async def _attempt(http: httpx.AsyncClient, item: _Claimed, allow_private: bool) -> _Outcome:
     """POST the signed payload, following at most MAX_REDIRECTS redirects by hand, each
     destination checked before it is contacted. Response bodies are never read."""
     signed_at = utcnow()
@@ -515,11 +537,12 @@ def _send(http: httpx.Client, item: _Claimed, allow_private: bool) -> _Outcome:
     status: int | None = None
     for _hop in range(MAX_REDIRECTS + 1):
         try:
-            check_destination(url, allow_private=allow_private)
+            # The name is resolved in a thread: the loop keeps the other deliveries going.
+            await asyncio.to_thread(check_destination, url, allow_private=allow_private)
         except Refused as exc:
             return _Outcome(False, status, exc.reason)
         try:
-            with http.stream("POST", url, content=body, headers=headers) as response:
+            async with http.stream("POST", url, content=body, headers=headers) as response:
                 status = response.status_code
                 location = response.headers.get("location")
         except httpx.TimeoutException:
@@ -569,30 +592,71 @@ def deliver_due(
     stop: threading.Event | None = None,
 ) -> int:
     """Send deliveries due at ``now`` (default: the current time), at most ``limit``; returns
-    how many were attempted. No transaction is open while a request is in flight."""
+    how many were attempted. No transaction is open while a request is in flight.
+
+    Deliveries run concurrently (on an event loop of this thread), at most
+    ``webhook_tenant_concurrency`` per tenant and MAX_IN_FLIGHT in all, each attempt within
+    ``webhook_timeout_seconds`` in total; while some are in flight, newly due ones are claimed
+    every CLAIM_EVERY_S, so one tenant's slow receiver delays no other tenant's deliveries."""
+    work = _deliver_due(database, keys, options, now, limit, stop)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # the normal case: a worker thread without a loop
+        return asyncio.run(work)
+    # Called from a coroutine (tests): the deliveries get a loop of their own, in a thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
+async def _deliver_due(
+    database: Database,
+    keys: KeyRing,
+    options: DeliveryOptions,
+    now: datetime | None,
+    limit: int,
+    stop: threading.Event | None,
+) -> int:
     clock = now or utcnow()
     lease = _lease(options)
+    deadline = options.webhook_timeout_seconds
+    per_tenant = max(1, options.webhook_tenant_concurrency)
+    tenant_slots: dict[uuid.UUID, asyncio.Semaphore] = {}
+    in_flight: set[asyncio.Task[None]] = set()
     attempted = 0
-    timeout = httpx.Timeout(options.webhook_timeout_seconds)
+
+    async def deliver(http: httpx.AsyncClient, item: _Claimed) -> None:
+        slot = tenant_slots.setdefault(item.tenant_id, asyncio.Semaphore(per_tenant))
+        async with slot:
+            outcome = await _send(http, item, options.webhook_allow_private, deadline)
+        _record(database, item, outcome, now or utcnow())
+        if outcome.ok:
+            log.info("webhook delivered", extra={"object_id": str(item.id)})
+        else:
+            log.warning(
+                "webhook delivery failed",
+                extra={
+                    "object_id": str(item.id),
+                    "status": outcome.status,
+                    "error_type": outcome.error,
+                },
+            )
+
+    timeout = httpx.Timeout(deadline)
     # trust_env=False: no proxy from the environment, whose address we would not check.
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as http:
-        while attempted < limit and not (stop is not None and stop.is_set()):
-            batch = _claim(database, keys, clock, lease, min(CLAIM_BATCH, limit - attempted))
-            if not batch:
-                break
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as http:
+        while True:
+            stopping = stop is not None and stop.is_set()
+            room = min(CLAIM_BATCH, limit - attempted, MAX_IN_FLIGHT - len(in_flight))
+            batch = [] if stopping or room <= 0 else _claim(database, keys, clock, lease, room)
             for item in batch:
-                outcome = _send(http, item, options.webhook_allow_private)
-                _record(database, item, outcome, now or utcnow())
+                in_flight.add(asyncio.create_task(deliver(http, item)))
                 attempted += 1
-                if outcome.ok:
-                    log.info("webhook delivered", extra={"object_id": str(item.id)})
-                else:
-                    log.warning(
-                        "webhook delivery failed",
-                        extra={
-                            "object_id": str(item.id),
-                            "status": outcome.status,
-                            "error_type": outcome.error,
-                        },
-                    )
+            if not in_flight:
+                if not batch:
+                    break
+                continue
+            done, pending = await asyncio.wait(in_flight, timeout=CLAIM_EVERY_S)
+            for task in done:
+                task.result()  # a database error while recording is raised, as before
+            in_flight = set(pending)
     return attempted

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from app import migrate
-from app.auth import ALL_SCOPES
+from app.auth import OPERATOR_SCOPES, OPERATOR_TENANT, TENANT_SCOPES
 from app.cli import create_client
 from app.db import Database, create_database
 from app.kb.loader import KnowledgeBase, load
@@ -154,11 +154,18 @@ class Credentials:
 
 
 def make_client(
-    database: Database, tenant: str, scopes: tuple[str, ...] = ALL_SCOPES
+    database: Database, tenant: str, scopes: tuple[str, ...] = TENANT_SCOPES
 ) -> Credentials:
     with database.session() as session:
         c, secret = create_client(session, tenant=tenant, scopes=scopes)
         return Credentials(c.client_id, secret, tenant, tuple(c.scopes))
+
+
+def make_operator(database: Database) -> Credentials:
+    """An operator client: knowledge:read and knowledge:admin, no tenant's data."""
+    with database.session() as session:
+        c, secret = create_client(session, tenant="", scopes=OPERATOR_SCOPES, operator=True)
+        return Credentials(c.client_id, secret, OPERATOR_TENANT, tuple(c.scopes))
 
 
 async def token_for(client: httpx.AsyncClient, creds: Credentials, scope: str | None = None) -> str:
@@ -183,6 +190,11 @@ def tenant_a(database: Database) -> Credentials:
 @pytest.fixture
 def tenant_b(database: Database) -> Credentials:
     return make_client(database, "tenant-b")
+
+
+@pytest.fixture
+def operator(database: Database) -> Credentials:
+    return make_operator(database)
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "app.auth": ("app.api", "app.main", "fastapi", "sqlmodel", "sqlalchemy"),
     "app.crypto": ("app", "fastapi", "starlette", "sqlmodel", "sqlalchemy"),
     "app.keys": ("app.api", "app.main", "app.settings", "fastapi", "starlette"),
+    "app.revocation": ("app.api", "app.main", "fastapi", "starlette"),
     "app.retention": ("app.api", "app.main", "fastapi", "starlette"),
     "app.backup": ("app", "fastapi", "starlette", "sqlmodel", "sqlalchemy"),
     "app.webhooks": ("app.api", "app.main", "fastapi", "starlette"),

@@ -26,10 +26,10 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from starlette.routing import Mount
 
-from app.auth import ALL_SCOPES, Scope
+from app.auth import ALL_SCOPES, OPERATOR_ONLY, Scope
 from app.db import Database
 from app.kb.loader import KnowledgeBase, read_files
-from tests.conftest import Credentials, make_client, token_for
+from tests.conftest import Credentials, make_client, make_operator, token_for
 
 pytestmark = pytest.mark.anyio
 
@@ -102,6 +102,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     # The tenant's own administration.
     ("GET", "/v1/clients"): Entry(Scope.TENANTS_ADMIN),
     ("GET", "/v1/clients/{id}"): Entry(Scope.TENANTS_ADMIN, obj="client"),
+    ("DELETE", "/v1/clients/{id}"): Entry(Scope.TENANTS_ADMIN, obj="client", ok=204),
     ("GET", "/v1/audit"): Entry(Scope.TENANTS_ADMIN),
     ("GET", "/v1/tenant"): Entry(Scope.TENANTS_ADMIN),
     # Batches.
@@ -176,6 +177,7 @@ class Objects:
     creds: Credentials
     headers: dict[str, str]
     kb: KnowledgeBase
+    operator: dict[str, str]  # releases are an operator's to upload
     shared: dict[str, str] = field(default_factory=dict)
 
     async def make(self, kind: str) -> str:
@@ -212,7 +214,7 @@ class Objects:
     async def _release(self) -> str:
         """The built-in release, uploaded (shared by all tenants, like the knowledge base)."""
         r = await self.client.post(
-            "/v1/knowledge/releases", json={"files": read_files()}, headers=self.headers
+            "/v1/knowledge/releases", json={"files": read_files()}, headers=self.operator
         )
         assert r.status_code in (200, 201), r.text
         return str(r.json()["version"])
@@ -295,8 +297,13 @@ async def test_every_route_is_classified_and_every_scope_is_enforced(
                 mismatches.append((method, path, "documented", documented_scopes(operation)))
 
     full = bearer(await token_for(client, tenant_a))
-    objects = Objects(client, database, tenant_a, full, kb)
-    single = {s: bearer(await token_for(client, tenant_a, scope=s)) for s in ALL_SCOPES}
+    ops = make_operator(database)
+    objects = Objects(client, database, tenant_a, full, kb, bearer(await token_for(client, ops)))
+    # One token per scope: knowledge:admin only an operator can hold.
+    single = {
+        s: bearer(await token_for(client, ops if s in OPERATOR_ONLY else tenant_a, scope=s))
+        for s in ALL_SCOPES
+    }
     snapshots: dict[str, Any] = {}
     for kind in sorted({e.obj for e in MATRIX.values() if e.obj in TENANT_OWNED}):
         object_id = await objects.get(kind)
@@ -360,8 +367,13 @@ async def test_every_route_is_classified_and_every_scope_is_enforced(
     assert sorted(served_routes(app) - MATRIX.keys()) == [("GET", "/v1/unlisted")]
 
 
+# Headers that differ between any two requests: the date, the request id and the caller's own
+# remaining rate-limit budget (which says nothing about the object asked for).
+VOLATILE = {"date", "x-request-id", "ratelimit-remaining", "ratelimit-reset"}
+
+
 def _comparable(r: httpx.Response) -> tuple[int, bytes, list[tuple[str, str]]]:
-    headers = sorted((k, v) for k, v in r.headers.items() if k not in {"date", "x-request-id"})
+    headers = sorted((k, v) for k, v in r.headers.items() if k not in VOLATILE)
     return r.status_code, r.content, headers
 
 
@@ -383,7 +395,7 @@ async def test_other_tenants_ids_answer_exactly_like_missing_ones(
     served = served_routes(app)
     a = bearer(await token_for(client, tenant_a))
     b = bearer(await token_for(client, tenant_b))
-    objects = Objects(client, database, tenant_a, a, kb)
+    objects = Objects(client, database, tenant_a, a, kb, operator={})  # no releases here
     routes = sorted(
         (m, p, e) for (m, p), e in MATRIX.items() if e.obj in TENANT_OWNED and (m, p) in served
     )

@@ -31,7 +31,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playw
 
 from app import migrate
 from app.api.examples import SCREENING_EXAMPLES
-from app.auth import ALL_SCOPES
+from app.auth import TENANT_SCOPES
 from app.cli import create_client
 from app.db import create_database
 from tests.conftest import IN_CI
@@ -103,7 +103,7 @@ def server(
     migrate.upgrade(url)
     db = create_database(url)
     with db.session() as session:
-        made, secret = create_client(session, tenant="browser", scopes=ALL_SCOPES)
+        made, secret = create_client(session, tenant="browser", scopes=TENANT_SCOPES)
         client_id = made.client_id
     db.dispose()
     env = {k: v for k, v in os.environ.items() if k not in {"APP_ENV", "SIGNING_KEY_FILE"}}

@@ -4,6 +4,7 @@ its WAL; a dump of every PostgreSQL table)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -191,11 +192,39 @@ async def test_canary_reaches_no_log_error_metric_audit_row_or_database_file(
             client.get(f"/v1/screenings/{sid}", headers=auth_b),
             client.get(f"/v1/screenings?cursor={CANARY}", headers=auth_a),
             client.get(f"/v1/screenings/{CANARY}", headers=auth_a),
+            # Key names are the client's data too: an unknown field named like a person, at
+            # the top and nested.
+            client.post("/v1/screenings", json={**body, CANARY: "x"}, headers=auth_a),
+            client.post(
+                "/v1/screenings",
+                json={**body, "subject": {**body["subject"], CANARY: 1}},
+                headers=auth_a,
+            ),
+            # A CSV without its header row: the first person's values are taken as headers.
+            client.post(
+                "/v1/batches",
+                content=f"case-1,{CANARY},1980-01-01\r\ncase-2,Other,1981-02-02\r\n".encode(),
+                headers={**auth_a, "Content-Type": "text/csv"},
+            ),
         ]
         for request in bad_requests:
             r = await request
             assert r.status_code >= 400
             error_bodies.append(r.text)
+        # A batch item with an unknown key named like a person: stored as that item's problem
+        # (in clear), so the key's name must not be in it.
+        lines = [json.dumps({"subject": {"occupation": "x"}, CANARY: "y"}), json.dumps(body)]
+        batch = await client.post(
+            "/v1/batches",
+            content="\n".join(lines).encode(),
+            headers={**auth_a, "Content-Type": "application/x-ndjson"},
+        )
+        assert batch.status_code == 202, batch.text
+        assert batch.json()["counts"]["invalid"] == 1
+        results = await client.get(batch.headers["location"] + "/results", headers=auth_a)
+        problems = [i["problems"] for i in results.json()["items"] if i["state"] == "invalid"]
+        assert problems[0][0]["field"] == "(unknown field)", problems
+        error_bodies.append(results.text)
         assert (await client.get(f"/v1/screenings/{sid}", headers=auth_a)).status_code == 200
         listing = await client.get("/v1/screenings", headers=auth_a)
         audit = await client.get("/v1/audit", headers=auth_a)

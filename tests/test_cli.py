@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from app.auth import TENANT_SCOPES
 from app.cli import main
 
 
@@ -35,10 +36,28 @@ def test_create_client_json_and_rotate(env: Path, capsys: pytest.CaptureFixture[
     assert rotated["client_secret"] != created["client_secret"]
 
 
-def test_admin_client_gets_every_scope(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_admin_gets_the_tenant_scopes_and_only_an_operator_knowledge_admin(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     capsys.readouterr()
     assert main(["create-client", "--tenant", "ops", "--admin", "--json"]) == 0
-    assert "knowledge:admin" in json.loads(capsys.readouterr().out)["scopes"]
+    admin = json.loads(capsys.readouterr().out)
+    assert sorted(admin["scopes"]) == sorted(TENANT_SCOPES)
+    assert "knowledge:admin" not in admin["scopes"]
+    assert main(["create-client", "--operator", "--json"]) == 0
+    operator = json.loads(capsys.readouterr().out)
+    assert sorted(operator["scopes"]) == ["knowledge:admin", "knowledge:read"]
+    assert operator["tenant"] == "operator"
+    # knowledge:admin by another way, or tenant scopes for an operator: refused.
+    for argv in (
+        ["create-client", "--tenant", "ops", "--scopes", "knowledge:admin"],
+        ["create-client", "--tenant", "operator"],
+        ["create-client", "--operator", "--scopes", "screenings:read"],
+        ["create-client", "--operator", "--tenant", "ops"],
+        ["create-client", "--operator", "--admin"],
+        ["create-client"],
+    ):
+        assert main(argv) == 2, argv
 
 
 def test_tenant_names_and_duplicates(env: Path, capsys: pytest.CaptureFixture[str]) -> None:

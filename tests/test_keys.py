@@ -186,10 +186,16 @@ async def test_master_key_rewrap_locks_out_the_old_master(
     old_app = create_app(settings, database=database, knowledge_base=kb)
     new_settings = settings.model_copy(update={"master_key": SecretStr(encode_key(new_master))})
     new_app = create_app(new_settings, database=database, knowledge_base=kb)
-    for candidate, expected in ((old_app, 410), (new_app, 200)):
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": tenant_a.client_id,
+        "client_secret": tenant_a.client_secret,
+    }
+    # The client's secret pepper was re-sealed too: only the new master key verifies it.
+    for candidate, expected, token_status in ((old_app, 410, 401), (new_app, 200, 200)):
         transport = httpx.ASGITransport(app=candidate)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            headers = {"Authorization": f"Bearer {await token_for(client, tenant_a)}"}
+            assert (await client.post("/v1/auth/token", data=form)).status_code == token_status
             r = await client.get(f"/v1/screenings/{sid}", headers=headers)
             assert r.status_code == expected
 

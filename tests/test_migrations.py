@@ -44,3 +44,43 @@ def test_upgrade_downgrade_and_no_autogenerate_diff(empty_db_url: str) -> None:
     finally:
         migrate.upgrade(empty_db_url)  # leave the shared PostgreSQL database usable
         engine.dispose()
+
+
+def test_0009_takes_knowledge_admin_from_every_tenant_client(empty_db_url: str) -> None:
+    import json
+    import uuid
+
+    migrate.upgrade(empty_db_url, "0008")
+    engine = create_engine(empty_db_url)
+    tenant, ops = uuid.uuid4(), uuid.uuid4()
+    every = ["knowledge:admin", "knowledge:read", "screenings:read", "tenants:admin"]
+    with engine.begin() as conn:
+        for tid, name in ((tenant, "ngo"), (ops, "operator")):
+            conn.execute(
+                text(
+                    "INSERT INTO tenants (id, name, created_at, retention_days, "
+                    "rescreen_on_release) VALUES (:id, :n, '2026-01-01', 365, false)"
+                ),
+                {"id": tid.hex if "sqlite" in empty_db_url else str(tid), "n": name},
+            )
+        for cid, tid in (("cl_tenant_admin", tenant), ("cl_operator", ops)):
+            conn.execute(
+                text(
+                    "INSERT INTO clients (id, tenant_id, client_id, secret_hash, scopes, name, "
+                    "disabled, created_at, secret_rotated_at) VALUES (:id, :t, :c, 'x', :s, '', "
+                    "false, '2026-01-01', '2026-01-01')"
+                ),
+                {
+                    "id": uuid.uuid4().hex if "sqlite" in empty_db_url else str(uuid.uuid4()),
+                    "t": tid.hex if "sqlite" in empty_db_url else str(tid),
+                    "c": cid,
+                    "s": json.dumps(every),
+                },
+            )
+    migrate.upgrade(empty_db_url)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT client_id, scopes FROM clients")).all())
+    engine.dispose()
+    scopes = {k: v if isinstance(v, list) else json.loads(v) for k, v in rows.items()}
+    assert scopes["cl_tenant_admin"] == ["knowledge:read", "screenings:read", "tenants:admin"]
+    assert scopes["cl_operator"] == every

@@ -43,6 +43,10 @@ async def test_burst_past_the_client_limit_gets_429_and_other_tenants_do_not(
         assert r.headers["ratelimit-limit"] == "5"
         assert r.headers["ratelimit-remaining"] == "0"
     assert b_statuses == [200, 200, 200]
+    # Every limited response says how much is left, not only the 429s.
+    assert [r.headers["ratelimit-limit"] for r in ok] == ["5"] * 5
+    assert [r.headers["ratelimit-remaining"] for r in ok] == ["4", "3", "2", "1", "0"]
+    assert all(0 <= int(r.headers["ratelimit-reset"]) <= 60 for r in ok)
 
 
 def test_limits_are_validated(settings: Any) -> None:

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from app import batches, rescreen, webhooks
 from app.db import Database
 from app.kb.loader import Files, KnowledgeBase, canonical_sha256, read_files
-from tests.conftest import Credentials, token_for
+from tests.conftest import Credentials, make_operator, token_for
 from tests.servers import PROJECT_ROOT, start_server, stop
 from tests.test_webhooks import (  # noqa: F401 (fixtures)
     Receiver,
@@ -56,8 +56,8 @@ def next_release(version: str = "1.99.0", *, thresholds: dict[str, int] | None =
 
 
 @pytest.fixture
-async def kadmin(client: httpx.AsyncClient, tenant_a: Credentials) -> dict[str, str]:
-    token = await token_for(client, tenant_a, "knowledge:admin knowledge:read")
+async def kadmin(client: httpx.AsyncClient, operator: Credentials) -> dict[str, str]:
+    token = await token_for(client, operator, "knowledge:admin knowledge:read")
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -247,7 +247,8 @@ async def test_activation_rescreens_opted_in_tenants_and_sends_signed_diffs(
     client = private_client
     a = {"Authorization": f"Bearer {await token_for(client, tenant_a)}"}
     b = {"Authorization": f"Bearer {await token_for(client, tenant_b)}"}
-    admin = {"Authorization": f"Bearer {await token_for(client, tenant_a, 'knowledge:admin')}"}
+    operator = make_operator(database)
+    admin = {"Authorization": f"Bearer {await token_for(client, operator, 'knowledge:admin')}"}
     r = await client.put("/v1/tenant", json={"rescreen_on_release": True}, headers=a)
     assert r.status_code == 200
     assert r.json()["rescreen_on_release"] is True
@@ -338,25 +339,28 @@ def test_a_second_process_follows_the_activation_within_seconds(
 
     cli("migrate")
     creds = json.loads(cli("create-client", "--tenant", "t1", "--admin", "--json").strip())
+    ops = json.loads(cli("create-client", "--operator", "--json").strip())
     procs = []
     try:
         for n in range(2):
             procs.append(start_server(env, tmp_path / f"server-{n}.log"))
         urls = [f"http://127.0.0.1:{port}" for _, port in procs]
         first, second = urls
-        token = httpx.post(
-            first + "/v1/auth/token",
-            data={
+
+        def bearer(made: dict[str, str]) -> dict[str, str]:
+            form = {
                 "grant_type": "client_credentials",
-                "client_id": creds["client_id"],
-                "client_secret": creds["client_secret"],
-            },
-        ).json()["access_token"]
-        h = {"Authorization": f"Bearer {token}"}
-        r = httpx.post(first + R, json={"files": next_release("1.99.0")}, headers=h, timeout=30)
+                "client_id": made["client_id"],
+                "client_secret": made["client_secret"],
+            }
+            token = httpx.post(first + "/v1/auth/token", data=form).json()["access_token"]
+            return {"Authorization": f"Bearer {token}"}
+
+        h, op = bearer(creds), bearer(ops)
+        r = httpx.post(first + R, json={"files": next_release("1.99.0")}, headers=op, timeout=30)
         assert r.status_code == 201, r.text
         assert httpx.get(second + "/readyz").json()["knowledge_base"] != "1.99.0"
-        r = httpx.post(f"{first}{R}/1.99.0/activate", headers=h, timeout=30)
+        r = httpx.post(f"{first}{R}/1.99.0/activate", headers=op, timeout=30)
         assert r.status_code == 200, r.text
         started = time.monotonic()
         while httpx.get(second + "/readyz").json()["knowledge_base"] != "1.99.0":

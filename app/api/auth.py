@@ -4,20 +4,81 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import unquote
 
+import anyio
 from fastapi import APIRouter, Form, Request
 from pydantic import BaseModel, Field
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 
-from app.api.deps import ReadSession
 from app.api.problems import STANDARD_ERRORS
-from app.auth import CLIENT_ID_RE, parse_scope_request, verify_secret
+from app.auth import (
+    CLIENT_ID_RE,
+    OPERATOR_ONLY,
+    OPERATOR_TENANT,
+    SecretHasher,
+    is_legacy_hash,
+    parse_scope_request,
+    verify_legacy_secret,
+)
+from app.db import Database
 from app.errors import BadRequest, Unauthorized
-from app.models import Client
+from app.models import Client, Tenant
 
 router = APIRouter(tags=["auth"])
+
+# Argon2id hashes written before HMAC-SHA-256 cost about 64 MiB and tens of milliseconds each:
+# at most two are verified at once (one per core), whatever the number of requests.
+_LEGACY_VERIFIERS = anyio.CapacityLimiter(2)
+
+
+@dataclass(frozen=True, slots=True)
+class _ClientRecord:
+    id: uuid.UUID
+    client_id: str
+    tenant_id: uuid.UUID
+    scopes: frozenset[str]
+    secret_hash: str | None  # None for a disabled client: nothing can match
+
+
+def _lookup(db: Database, client_id: str) -> _ClientRecord | None:
+    """The client's row, read in a short transaction that ends before the secret is checked,
+    so no database connection waits on a hash."""
+    if not CLIENT_ID_RE.fullmatch(client_id):
+        return None
+    with db.session(write=False) as session:
+        found = session.exec(
+            select(Client, Tenant.name)
+            .join(Tenant, col(Tenant.id) == col(Client.tenant_id))
+            .where(Client.client_id == client_id)
+        ).first()
+        if found is None:
+            return None
+        row, tenant = found
+        scopes = frozenset(row.scopes)
+        if tenant != OPERATOR_TENANT:  # however the row came to hold it
+            scopes -= OPERATOR_ONLY
+        return _ClientRecord(
+            id=row.id,
+            client_id=row.client_id,
+            tenant_id=row.tenant_id,
+            scopes=scopes,
+            secret_hash=None if row.disabled else row.secret_hash,
+        )
+
+
+def _upgrade_hash(db: Database, record: _ClientRecord, new_hash: str) -> None:
+    """Replace a legacy Argon2id hash by the HMAC form, unless the secret changed meanwhile."""
+    with db.session(write=True) as session:
+        session.connection().execute(
+            update(Client)
+            .where(Client.id == record.id, Client.secret_hash == record.secret_hash)  # type: ignore[arg-type]
+            .values(secret_hash=new_hash)
+        )
 
 
 class TokenResponse(BaseModel):
@@ -74,11 +135,19 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
             "content": {"application/problem+json": {}},
         },
         422: STANDARD_ERRORS[422],
+        429: {
+            "description": "Too many token requests from this address or for this client id "
+            "(counted before the secret is checked); retry after `Retry-After` seconds",
+            "content": {"application/problem+json": {}},
+        },
+        503: {
+            "description": "The database is busy; retry after `Retry-After` seconds",
+            "content": {"application/problem+json": {}},
+        },
     },
 )
-def issue_token(
+async def issue_token(
     request: Request,
-    session: ReadSession,
     grant_type: Annotated[str | None, Form(max_length=64)] = None,
     client_id: Annotated[str | None, Form(max_length=64)] = None,
     client_secret: Annotated[str | None, Form(max_length=256)] = None,
@@ -98,20 +167,30 @@ def issue_token(
             401, "invalid_client", "Client authentication failed.", basic=basic is not None
         )
 
-    client = None
-    if CLIENT_ID_RE.fullmatch(client_id):
-        client = session.exec(select(Client).where(Client.client_id == client_id)).first()
-    usable = client is not None and not client.disabled
-    ok = verify_secret(client.secret_hash if usable and client else None, client_secret)
+    state = request.app.state
+    address = request.client.host if request.client else "unknown"
+    state.limiter.check_token_attempt(address=address, client_id=client_id)
+    db: Database = state.db
+    hasher: SecretHasher = state.secret_hasher
+    client = _lookup(db, client_id)
+    stored = client.secret_hash if client is not None else None
+    if stored is not None and is_legacy_hash(stored):
+        ok = await anyio.to_thread.run_sync(
+            verify_legacy_secret, stored, client_secret, limiter=_LEGACY_VERIFIERS
+        )
+        if ok and client is not None:
+            _upgrade_hash(db, client, hasher.hash(client_secret, client_id=client.client_id))
+    else:
+        ok = hasher.verify(stored, client_secret, client_id=client_id)
     if not ok or client is None:
         raise _oauth_error(
             401, "invalid_client", "Client authentication failed.", basic=basic is not None
         )
 
-    granted = parse_scope_request(scope, frozenset(client.scopes))
+    granted = parse_scope_request(scope, client.scopes)
     if granted is None:
         raise _oauth_error(400, "invalid_scope", "The requested scope exceeds the client's scopes.")
-    tokens = request.app.state.tokens
+    tokens = state.tokens
     token = tokens.issue(client_id=client.client_id, tenant_id=client.tenant_id, scopes=granted)
     return TokenResponse(
         access_token=token,

@@ -1,5 +1,5 @@
-"""Read the caller's own tenant's API clients (scope ``tenants:admin``). Secrets never leave
-the service after creation; clients are created and rotated with the CLI."""
+"""Read and delete the caller's own tenant's API clients (scope ``tenants:admin``). Secrets
+never leave the service after creation; clients are created and rotated with the CLI."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel
 from sqlmodel import col
 
-from app.api.deps import ReadSession, require
-from app.api.problems import STANDARD_ERRORS
+from app import revocation
+from app.api.deps import ReadSession, WriteSession, require
+from app.api.problems import STANDARD_ERRORS, problem_response
 from app.auth import Principal, Scope
+from app.errors import Conflict
 from app.models import Client
 from app.tenancy import get_owned, owned
 
@@ -76,3 +78,27 @@ async def read_client(
     id: Annotated[uuid.UUID, Path(description="The client's id (not its client_id).")],
 ) -> ClientPublic:
     return _public(get_owned(session, Client, id, principal.tenant_id))
+
+
+@router.delete(
+    "/v1/clients/{id}",
+    status_code=204,
+    summary="Delete one of your tenant's API clients",
+    description="The client can no longer get tokens, and the tokens it holds are refused "
+    "within seconds on every server process. Audited as `client.deleted`. A client cannot "
+    "delete itself (409): another admin client, or `python -m app delete-client`, can.",
+    responses={409: problem_response("The client named is the caller")},
+)
+async def delete_client(
+    request: Request,
+    principal: Admin,
+    session: WriteSession,
+    id: Annotated[uuid.UUID, Path(description="The client's id (not its client_id).")],
+) -> Response:
+    client = get_owned(session, Client, id, principal.tenant_id)
+    client_id = client.client_id
+    if client_id == principal.client_id:
+        raise Conflict("A client cannot delete itself.")
+    revocation.delete(session, client, actor=principal.client_id)
+    request.app.state.revocations.forget(client_id)
+    return Response(status_code=204)

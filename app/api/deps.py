@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
@@ -15,6 +16,18 @@ from app.db import Database
 from app.errors import Forbidden, Unauthorized
 
 TOKEN_URL = "/v1/auth/token"
+T = TypeVar("T")
+
+# Screening and report rendering are CPU work of milliseconds to a second: they run in
+# threads, at most this many at once per process (the rest wait without holding the loop).
+CPU_THREADS = 2
+_cpu = anyio.CapacityLimiter(CPU_THREADS)
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker thread of the bounded CPU pool."""
+    return await anyio.to_thread.run_sync(fn, *args, limiter=_cpu)
+
 
 oauth2 = OAuth2(
     flows=OAuthFlows(
@@ -74,8 +87,13 @@ async def _principal(
     except InvalidToken:
         raise UNAUTHORIZED from None
     assert isinstance(principal, Principal)
+    # A disabled or deleted client's tokens stop working within a couple of seconds.
+    if not request.app.state.revocations.usable(principal):
+        raise UNAUTHORIZED
     request.scope.setdefault("state", {})["principal"] = principal
-    request.app.state.limiter.check(principal)
+    # The RateLimit headers go on the response too (RequestContextMiddleware adds them), so a
+    # client sees its budget before it runs out, not only in a 429.
+    request.scope["state"]["ratelimit"] = request.app.state.limiter.check(principal)
     missing = [s for s in security_scopes.scopes if s not in principal.scopes]
     if missing:
         needed = " ".join(missing)

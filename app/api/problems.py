@@ -36,4 +36,5 @@ STANDARD_ERRORS: dict[int | str, dict[str, Any]] = {
     413: problem_response("Request body too large"),
     422: problem_response("The request does not match the schema"),
     429: problem_response("Too many requests"),
+    503: problem_response("The database is busy; retry after `Retry-After` seconds"),
 }

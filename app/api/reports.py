@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
 
 from app import report, screenings
-from app.api.deps import ReadSession, require
+from app.api.deps import ReadSession, off_loop, require
 from app.api.problems import STANDARD_ERRORS, problem_response
 from app.auth import Principal, Scope
 
@@ -55,7 +55,9 @@ async def read_screening_report(
     stored, request_json = screenings.get_with_input(
         session, principal, request.app.state.keys, screening_id
     )
-    html = report.render(json.loads(stored.to_json()), json.loads(request_json))
+    # Rendering is CPU work: release the connection first, then render in the bounded pool.
+    session.close()
+    html = await off_loop(_render, stored.to_json(), request_json)
     return HTMLResponse(
         html,
         headers={
@@ -65,3 +67,7 @@ async def read_screening_report(
             "Content-Disposition": f'inline; filename="screening-{stored.id}-report.html"',
         },
     )
+
+
+def _render(result_json: bytes, request_json: bytes) -> str:
+    return report.render(json.loads(result_json), json.loads(request_json))

@@ -7,16 +7,20 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from app import rescreen, screenings
-from app.api.deps import ReadSession, WriteSession, require
+from app.api.deps import ReadSession, WriteSession, off_loop, require
 from app.api.examples import SCREENING_EXAMPLES
 from app.api.problems import STANDARD_ERRORS, problem_response
 from app.auth import Principal, Scope
 from app.engine import ScreeningInput, ScreeningResult
 from app.engine.result import Flag
+from app.errors import NotFound
 from app.kb.loader import KnowledgeBase
+from app.pagination import UtcDateTime
+from app.releases import UnknownRelease
 
 router = APIRouter(tags=["screenings"], responses=STANDARD_ERRORS)
 Writer = Annotated[Principal, require(Scope.SCREENINGS_WRITE)]
@@ -108,6 +112,9 @@ async def create_screening(
     store: Annotated[bool, Query(description="false: return the result, store nothing.")] = True,
 ) -> Any:
     kb: KnowledgeBase = request.app.state.releases.active()
+    # The engine's CPU work, in the bounded pool and before the first statement, so the loop
+    # keeps serving and no transaction is held across the await.
+    computed = await off_loop(screenings.compute, body, kb)
     stored, created = screenings.create(
         session,
         principal,
@@ -116,6 +123,7 @@ async def create_screening(
         request.app.state.keys,
         idempotency_key=idempotency_key,
         store=store,
+        computed=computed,
     )
     if stored.id is None:
         return _json(stored.to_json(), 200)
@@ -153,8 +161,8 @@ async def list_screenings(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     flag: Flag | None = None,
     issuing_country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
-    created_after: Annotated[datetime | None, Query(description="Inclusive, ISO 8601.")] = None,
-    created_before: Annotated[datetime | None, Query(description="Exclusive, ISO 8601.")] = None,
+    created_after: Annotated[UtcDateTime | None, Query(description="Inclusive, ISO 8601.")] = None,
+    created_before: Annotated[UtcDateTime | None, Query(description="Exclusive, ISO 8601.")] = None,
 ) -> ScreeningPage:
     filters = screenings.ListFilters(
         flag=flag.value if flag else None,
@@ -235,13 +243,23 @@ async def rescreen_screening(
         ),
     ] = None,
 ) -> Any:
+    releases = request.app.state.releases
+    release = None
+    if knowledge_base_version is not None:
+        # Loading a release not in this process's cache is up to a second of CPU: in a thread,
+        # before the handler's first statement, so the event loop keeps serving.
+        try:
+            release = await run_in_threadpool(releases.get, knowledge_base_version)
+        except UnknownRelease:
+            raise NotFound("No knowledge-base release has this version.") from None
     stored, diff, replaced = rescreen.rescreen(
         session,
         principal,
         request.app.state.keys,
-        request.app.state.releases,
+        releases,
         screening_id,
         version=knowledge_base_version,
+        release=release,
     )
     body = (
         b'{"screening":'

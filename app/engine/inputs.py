@@ -45,9 +45,11 @@ def _text(max_length: int, description: str = "", examples: list[str] | None = N
 
 def _no_control_chars(value: Any) -> Any:
     # NUL and other control characters have no place in a name or a charge, and PostgreSQL
-    # refuses NUL in text columns.
-    if isinstance(value, str) and re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", value):
-        raise ValueError("control characters are not allowed")
+    # refuses NUL in text columns; a lone surrogate (JSON "\ud800") cannot be encoded as UTF-8.
+    if isinstance(value, str) and re.search(
+        r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]", value
+    ):
+        raise ValueError("control characters and lone surrogates are not allowed")
     return value
 
 

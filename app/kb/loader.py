@@ -138,7 +138,8 @@ Files = dict[str, Any]
 """A release's content: each data file's relative POSIX path (``sources/asia.yaml``) mapped to
 its parsed content. Read from a directory (``read_files``) or from an uploaded bundle."""
 
-FILE_NAME = re.compile(r"^(?:[a-z0-9_-]+/){0,3}[a-z0-9_-]+\.yaml$")
+# Used with fullmatch: "$" alone also matches before a final newline ("x.yaml\n").
+FILE_NAME = re.compile(r"(?:[a-z0-9_-]+/){0,3}[a-z0-9_-]+\.yaml")
 MAX_FILES = 500
 
 
@@ -216,7 +217,7 @@ def load_files(files: Files) -> KnowledgeBase:
     if len(files) > MAX_FILES:
         raise KnowledgeBaseError(f"a release has at most {MAX_FILES} files")
     for rel in files:
-        if not isinstance(rel, str) or not FILE_NAME.match(rel):
+        if not isinstance(rel, str) or not FILE_NAME.fullmatch(rel):
             raise KnowledgeBaseError(
                 "file names are relative paths of lower-case words "
                 "(a-z, 0-9, _ and -) ending in .yaml"
