@@ -90,6 +90,19 @@ class Facts:
         return int(self.notice.issued_date[:4]) if self.notice.issued_date else None
 
     @property
+    def person_described(self) -> bool:
+        """Something is said about who the person is (refugee status aside)."""
+        s = self.subject
+        return bool(
+            s.profile_tags
+            or s.occupation
+            or s.political_activity
+            or s.affiliations
+            or s.ethnicity
+            or s.religion
+        )
+
+    @property
     def is_diffusion(self) -> bool:
         return self.notice.type is NoticeType.DIFFUSION
 

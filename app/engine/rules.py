@@ -434,16 +434,8 @@ def _any_factor(f: Facts, kb: KnowledgeBase) -> bool:
 def _person_described(f: Facts) -> bool:
     """Something about the person was submitted: without it, nothing political can have been
     seen, and silence is not evidence."""
-    s = f.subject
-    return bool(
-        s.profile_tags
-        or s.occupation
-        or s.political_activity
-        or s.affiliations
-        or s.ethnicity
-        or s.religion
-        or (s.refugee_status is not None and s.refugee_status.status.value != "unknown")
-    )
+    status = f.subject.refugee_status
+    return f.person_described or (status is not None and status.status.value != "unknown")
 
 
 def ordinary_crime_with_victims(f: Facts, kb: KnowledgeBase) -> Firing | None:
@@ -484,7 +476,7 @@ def corroborated(f: Facts, kb: KnowledgeBase) -> Firing | None:
         group = specs[code].group
         if group in _CASE_GROUPS and group not in groups:
             firing = run(code, f, kb)
-            if firing is not None and firing.evidence and _points_for(specs[code], firing) > 0:
+            if firing is not None and firing.evidence and points_for(specs[code], firing) > 0:
                 groups[group] = firing.evidence[0]
     if len(groups) < CORROBORATING_GROUPS:
         return None
@@ -494,7 +486,8 @@ def corroborated(f: Facts, kb: KnowledgeBase) -> Firing | None:
 CORROBORATING_GROUPS = 3
 
 
-def _points_for(spec: IndicatorSpec, firing: Firing) -> int:
+def points_for(spec: IndicatorSpec, firing: Firing) -> int:
+    """The points a firing earns: by its level where the indicator is graded."""
     if spec.points_by_level and firing.level is not None:
         return spec.points_by_level.get(firing.level, 0)
     return spec.points

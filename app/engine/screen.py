@@ -30,9 +30,9 @@ from app.engine.result import (
     SourceRef,
     Thresholds,
 )
-from app.engine.rules import Firing, run
+from app.engine.rules import Firing, points_for, run
 from app.kb.loader import KnowledgeBase
-from app.kb.schema import Assessment, IndicatorKind, IndicatorSpec
+from app.kb.schema import Assessment, IndicatorKind
 from app.kb.schema import Thresholds as ThresholdSpec
 
 ENGINE_VERSION = "2.0.0"
@@ -46,12 +46,6 @@ def _dedupe(ids: list[str], limit: int = MAX_SOURCES_PER_ITEM) -> list[str]:
         if i not in seen:
             seen.append(i)
     return seen[:limit]
-
-
-def _points(spec: IndicatorSpec, firing: Firing) -> int:
-    if spec.points_by_level and firing.level is not None:
-        return spec.points_by_level.get(firing.level, 0)
-    return spec.points
 
 
 def _patterns_for(code: str, facts: Facts, kb: KnowledgeBase) -> list[str]:
@@ -70,7 +64,7 @@ def _fire(facts: Facts, kb: KnowledgeBase) -> list[Indicator]:
         firing = run(code, facts, kb)
         if firing is None:
             continue
-        points = _points(spec, firing)
+        points = points_for(spec, firing)
         if points == 0:
             continue
         fired.append(
@@ -360,14 +354,7 @@ def _confidence(facts: Facts, request: ScreeningInput, flag: Flag) -> Confidence
     """How much the result rests on: each missing fact and an undocumented state costs
     confidence, never points."""
     s, n = facts.subject, facts.notice
-    described = bool(
-        s.profile_tags
-        or s.occupation
-        or s.political_activity
-        or s.affiliations
-        or s.ethnicity
-        or s.religion
-    )
+    described = facts.person_described
     reasons: list[ConfidenceReason] = []
     weight = 0
     if n.issuing_country is None:
