@@ -206,7 +206,7 @@ def _return_and_confidence(screening: Mapping[str, Any]) -> str:
     confidence = screening.get("confidence") or {}
     reasons = "".join(f"<li>{_e(r.get('text'))}</li>" for r in confidence.get("reasons") or [])
     return (
-        f'<p class="flag flag-{_e(level)}">Return risk: '
+        f'<p class="return-risk flag-{_e(level)}">Return risk: '
         f'<strong class="badge">{_e(_FLAG_WORDS.get(level, level).upper())}</strong> '
         f'<span class="score">score {_e(risk.get("score"))} of 100</span> '
         "(what the person risks if returned, assessed apart from the flag)</p>"
@@ -419,7 +419,7 @@ h3 { font-size: 1rem; margin: 1rem 0 .25rem; }
 .subtitle { color: #555; margin: 0 0 1rem; }
 .disclaimer { border: 2px solid #7a5b00; background: #fff8e1; padding: .75rem 1rem;
   margin: 1rem 0; font-weight: 600; }
-.flag { font-size: 1.15rem; }
+.flag, .return-risk { font-size: 1.15rem; }
 .badge { display: inline-block; padding: .1rem .6rem; border-radius: .25rem; color: #fff;
   letter-spacing: .04em; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 .flag-low .badge { background: #3d6b4f; }
