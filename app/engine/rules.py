@@ -14,7 +14,7 @@ from typing import cast
 from app.engine.facts import Evidence, Facts
 from app.engine.inputs import RefugeeStatusValue
 from app.kb.loader import KnowledgeBase
-from app.kb.schema import FreedomStatus, IndicatorSpec, Level, Stance
+from app.kb.schema import FreedomStatus, IndicatorKind, IndicatorSpec, Level, Stance
 
 PROTECTED = {
     RefugeeStatusValue.RECOGNISED: "recognised",
@@ -401,34 +401,24 @@ def _victims(f: Facts) -> list[Evidence]:
     return _of(f, "violent", "sexual") + f.charge_cues.get("victim_detail", [])
 
 
-# Groups whose indicators are political, protective or procedural factors: with any of them
-# fired, the victims counter-indicator stays silent.
-_FACTOR_CODES = (
-    "charge_political_offence",
-    "charge_vague_extremism_terrorism",
-    "charge_economic_against_critic",
-    "charge_rpd_excluded_category",
-    "provision_political_use",
-    "military_offence",
-    "charge_assembly_protest",
-    "profile_dissident",
-    "targeted_group_membership",
-    "political_exposure",
-    "political_opposition",
-    "change_of_power_context",
-    "violent_charge_against_opponent",
-    "refugee_from_requesting_state",
-    "timing_after_exit_or_criticism",
-    "conviction_in_absentia",
-    "diffusion_unreviewed",
-    "repeat_request_after_deletion",
-    "family_pressure",
-    "foreign_investigation_closed",
-)
+# The groups whose evidence is about this case (not the requesting state's record in general):
+# their indicators are the political, protective and procedural factors.
+_CASE_GROUPS = ("charge", "profile", "protection", "procedure")
+
+
+def _factor_codes(kb: KnowledgeBase) -> list[str]:
+    """The indicators of the case's own groups, in the release's order: read from the
+    scoring table, so a new indicator counts as soon as it has a group."""
+    return [
+        code
+        for code, spec in kb.scoring.indicators.items()
+        if spec.group in _CASE_GROUPS and spec.kind is IndicatorKind.INDICATOR
+    ]
 
 
 def _any_factor(f: Facts, kb: KnowledgeBase) -> bool:
-    return any(run(code, f, kb) is not None for code in _FACTOR_CODES)
+    """With any factor fired, the victims counter-indicator stays silent."""
+    return any(run(code, f, kb) is not None for code in _factor_codes(kb))
 
 
 def _person_described(f: Facts) -> bool:
@@ -463,18 +453,14 @@ def co_accused_convicted(f: Facts, kb: KnowledgeBase) -> Firing | None:
     return Firing(evidence)
 
 
-# The groups whose evidence is about this case (not the requesting state's record in general).
-_CASE_GROUPS = ("charge", "profile", "protection", "procedure")
-
-
 def corroborated(f: Facts, kb: KnowledgeBase) -> Firing | None:
     """Independent signs in three or more of the case's own groups (charge, profile,
     protection, procedure) point the same way."""
     specs = kb.scoring.indicators
     groups: dict[str, Evidence] = {}
-    for code in _FACTOR_CODES:
+    for code in _factor_codes(kb):
         group = specs[code].group
-        if group in _CASE_GROUPS and group not in groups:
+        if group not in groups:
             firing = run(code, f, kb)
             if firing is not None and firing.evidence and points_for(specs[code], firing) > 0:
                 groups[group] = firing.evidence[0]
