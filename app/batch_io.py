@@ -50,6 +50,7 @@ CSV_COLUMNS: dict[str, tuple[str, str, str]] = {
     "refugee_status": ("refugee_status", "status", "text"),
     "refugee_granted_by": ("refugee_status", "granted_by", "text"),
     "refugee_year": ("refugee_status", "year", "int"),
+    "refugee_persecution_country": ("refugee_status", "persecution_country", "text"),
     "left_requesting_country_year": ("subject", "left_requesting_country_year", "int"),
     "notice_type": ("notice", "type", "text"),
     "issuing_country": ("notice", "issuing_country", "text"),

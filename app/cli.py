@@ -351,12 +351,17 @@ def cmd_kb_bundle(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
-    from app.evaluate import evaluate, evaluate_all, load_cases, split_of
+    from app.evaluate import evaluate, evaluate_ablation, evaluate_all, load_cases, split_of
     from app.kb.loader import load
 
     cases = load_cases(Path(args.file) if args.file else None)
     if args.split == "dev":  # what weights may be tuned on: the holdout stays unseen
-        print(evaluate(load(), [c for c in cases if split_of(c["id"]) == "dev"]).render("dev"))
+        kb, dev = load(), [c for c in cases if split_of(c["id"]) == "dev"]
+        print(evaluate(kb, dev).render("dev"))
+        print()
+        print(
+            evaluate_ablation(kb, dev).render("ablation, dev: own state's detailed profile removed")
+        )
         return 0
     print(evaluate_all(load(), cases).render())
     return 0

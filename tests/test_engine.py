@@ -361,13 +361,42 @@ GOLDEN: list[tuple[str, dict[str, Any], str | None, str | None]] = [
         None,
     ),
     (
-        "two parts only",
+        "two parts of the case point the same way",
         {
             "subject": {"profile_tags": ["journalist"]},
             "notice": {"issuing_country": "FR", "charges": "Insulting the president"},
         },
+        "corroborated",
+        None,
+    ),
+    (
+        "one part only",
+        {
+            "subject": {"profile_tags": ["journalist"]},
+            "notice": {"issuing_country": "FR", "charges": "Burglary of a warehouse"},
+        },
         None,
         "corroborated",
+    ),
+    (
+        "an independent monitor regards the prosecution as political",
+        {
+            "subject": {"occupation": "editor"},
+            "notice": {"issuing_country": "FR", "charges": "Extortion"},
+            "context": "Rights groups regard the earlier conviction as politically motivated.",
+        },
+        "independent_political_finding",
+        None,
+    ),
+    (
+        "the person's own claim is not a monitor's finding",
+        {
+            "subject": {"occupation": "editor"},
+            "notice": {"issuing_country": "FR", "charges": "Extortion"},
+            "context": "He says the case is politically motivated.",
+        },
+        None,
+        "independent_political_finding",
     ),
     (
         "political role in prose",
@@ -692,6 +721,16 @@ PROSE: list[tuple[str, str, str]] = [
     ("es", "Exministro de Hacienda que rompió con el gobierno", "political_exposure"),
     ("es", "Exministro de Hacienda que rompió con el gobierno", "political_opposition"),
     ("es", "Alcalde derrocado tras el golpe de estado", "change_of_power_context"),
+    ("en", "Leads the opposition in exile since 2020", "political_opposition"),
+    ("en", "Candidate who rejected the official results of the vote", "political_opposition"),
+    ("en", "Member of the political council of a party that was banned", "political_exposure"),
+    ("ru", "Лидер оппозиции в изгнании", "political_opposition"),
+    ("ru", "Не признал результаты выборов", "political_opposition"),
+    ("zh", "流亡反对派领导人", "political_opposition"),
+    ("tr", "Sürgündeki muhalefetin lideri", "political_opposition"),
+    ("ar", "زعيم المعارضة في المنفى", "political_opposition"),
+    ("fr", "Candidat qui conteste les résultats officiels", "political_opposition"),
+    ("es", "Líder de la oposición en el exilio", "political_opposition"),
 ]
 
 
@@ -818,7 +857,11 @@ def test_confidence_rules(kb: KnowledgeBase) -> None:
         kb,
         subject={
             "occupation": "journalist",
-            "refugee_status": {"status": "recognised", "granted_by": "DE"},
+            "refugee_status": {
+                "status": "recognised",
+                "granted_by": "DE",
+                "persecution_country": "TR",
+            },
         },
         notice={"issuing_country": "TR", "charges": "terör örgütü propagandası"},
         context="The notice followed his articles.",
@@ -894,7 +937,7 @@ EXACT: list[tuple[str, dict[str, Any], int, Flag, dict[str, int]]] = [
         {"requesting_state_pattern": 20, "refugee_from_requesting_state": 30},
     ),
     (
-        "profile capped at 35, charge 30, state 20, corroborated 8: severe",
+        "profile capped at 35, charge 30, state 20, corroborated 10: severe, clamped at 100",
         {
             "subject": {
                 "ethnicity": "Uyghur",
@@ -904,7 +947,7 @@ EXACT: list[tuple[str, dict[str, Any], int, Flag, dict[str, int]]] = [
             "notice": {"issuing_country": "CN", "charges": "煽动颠覆国家政权罪; 分裂国家罪"},
             "context": "Her relatives were detained in 2019.",
         },
-        99,
+        100,
         Flag.SEVERE,
         {
             "requesting_state_pattern": 20,
@@ -914,7 +957,7 @@ EXACT: list[tuple[str, dict[str, Any], int, Flag, dict[str, int]]] = [
             "political_opposition": 15,
             "provision_political_use": 15,
             "family_pressure": 6,
-            "corroborated": 8,
+            "corroborated": 10,
         },
     ),
     (
@@ -996,6 +1039,30 @@ CUES: list[tuple[str, str, str, str]] = [
     ("tr", "charges", "İzinsiz gösteri ve yürüyüş", "charge_assembly_protest"),
     ("ar", "charges", "التجمهر والمشاركة في مظاهرة غير مرخصة", "charge_assembly_protest"),
     ("zh", "charges", "非法集会、游行、示威罪", "charge_assembly_protest"),
+    ("fr", "charges", "Atteinte à la sûreté de l'État", "charge_political_offence"),
+    ("fr", "charges", "Troubles aggravés à l'ordre public", "charge_assembly_protest"),
+    ("es", "charges", "Delito contra la seguridad del Estado", "charge_political_offence"),
+    ("es", "charges", "Sedición y rebelión", "charge_political_offence"),
+    ("ar", "charges", "المساس بأمن الدولة", "charge_political_offence"),
+    ("en", "context", "Amnesty International named him a prisoner of conscience.", "indep"),
+    ("en", "context", "Rights groups called the charges politically motivated.", "indep"),
+    ("ru", "context", "Правозащитные организации признали его политзаключенным.", "indep"),
+    (
+        "ru",
+        "context",
+        "Правозащитные организации считают дело политически мотивированным.",
+        "indep",
+    ),
+    ("zh", "context", "人权组织认为他是良心犯。", "indep"),
+    ("tr", "context", "İnsan hakları örgütleri onu vicdan mahkumu olarak tanıdı.", "indep"),
+    ("ar", "context", "اعتبرته منظمة العفو الدولية سجين رأي.", "indep"),
+    (
+        "fr",
+        "context",
+        "Les ONG de défense des droits le considèrent prisonnier politique.",
+        "indep",
+    ),
+    ("es", "context", "Organizaciones de derechos humanos lo consideran preso político.", "indep"),
 ]
 
 
@@ -1014,4 +1081,33 @@ def test_cues_are_read_in_each_language(
     else:
         body["context"] = text
     result = run(kb, **body)
+    code = "independent_political_finding" if code == "indep" else code
     assert code in codes(result), (language, text, sorted(codes(result)))
+
+
+def test_refugee_protection_is_against_the_state_fled(kb: KnowledgeBase) -> None:
+    def screened(persecution_country: str | None) -> Any:
+        status: dict[str, Any] = {"status": "recognised", "granted_by": "DE"}
+        if persecution_country:
+            status["persecution_country"] = persecution_country
+        return run(
+            kb,
+            subject={"occupation": "engineer", "refugee_status": status},
+            notice={"issuing_country": "TR", "charges": "Fraud"},
+        )
+
+    fled_requesting = screened("TR")
+    assert "refugee_from_requesting_state" in codes(fled_requesting)
+    assert "persecution_country_assumed" not in {r.code for r in fled_requesting.confidence.reasons}
+    # A refugee from another state has no protection against this one.
+    fled_other = screened("SY")
+    assert "refugee_from_requesting_state" not in codes(fled_other)
+    assert "protection_need" not in {i.code for i in fled_other.return_risk.indicators}
+    # Not given: assumed (the score is not lowered), and the confidence says so.
+    assumed = screened(None)
+    assert "refugee_from_requesting_state" in codes(assumed)
+    assert assumed.score == fled_requesting.score
+    assert "persecution_country_assumed" in {r.code for r in assumed.confidence.reasons}
+    assert "subject.refugee_status.persecution_country" in {
+        m.field for m in assumed.missing_information
+    }

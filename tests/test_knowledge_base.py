@@ -13,8 +13,8 @@ import yaml
 from app.kb.loader import DATA_DIR, DEFAULT_COUNTRY, KnowledgeBase, KnowledgeBaseError, load
 
 # Changing any data file changes the hash: bump release.yaml's version and update both here.
-PINNED_VERSION = "2.0.0"
-PINNED_SHA256 = "671c579855669a9b3e39416a8e2077924afc39402a88cf0175c5bd7923c739c2"
+PINNED_VERSION = "2.1.0"
+PINNED_SHA256 = "1fa6a3d3b9af0d8cf2c4cfb8a01b813af21c57a015c36e49187e1fe8833adf30"
 
 REQUIRED_COUNTRIES = {
     "CN",

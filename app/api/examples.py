@@ -21,7 +21,12 @@ SCREENING_EXAMPLES: dict[str, dict[str, Any]] = {
                 "Xinjiang; member of the World Uyghur Congress",
                 "affiliations": ["World Uyghur Congress"],
                 "profile_tags": ["activist", "ethnic_minority_activist"],
-                "refugee_status": {"status": "recognised", "granted_by": "DE", "year": 2017},
+                "refugee_status": {
+                    "status": "recognised",
+                    "granted_by": "DE",
+                    "year": 2017,
+                    "persecution_country": "CN",
+                },
                 "left_requesting_country_year": 2015,
             },
             "notice": {

@@ -96,6 +96,14 @@ class RefugeeStatus(Strict):
         default=None, description="The state that granted or is examining it."
     )
     year: Year | None = None
+    persecution_country: Iso2 | None = Field(
+        default=None,
+        description=(
+            "The state the person fears persecution in (the state fled). When it is not "
+            "given, the requesting state is assumed and the result's confidence says so; "
+            "when it is another state, the protection is not against the requesting state."
+        ),
+    )
 
 
 class Subject(Strict):

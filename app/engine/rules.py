@@ -202,6 +202,8 @@ def _refugee_level(f: Facts) -> str | None:
         return None
     if status.granted_by == f.issuing_country:
         return None  # protection granted by the requesting state itself says nothing here
+    if status.persecution_country not in (None, f.issuing_country):
+        return None  # the person fled another state: not protection against this one
     return PROTECTED[status.status]
 
 
@@ -396,6 +398,21 @@ def foreign_investigation_closed(f: Facts, kb: KnowledgeBase) -> Firing | None:
     return Firing(evidence) if evidence else None
 
 
+def independent_political_finding(f: Facts, kb: KnowledgeBase) -> Firing | None:
+    """An independent monitor recognised the person as a political prisoner, found the
+    detention arbitrary or regards the prosecution as politically motivated."""
+    evidence = f.cues.get("independent_political_finding", []) + f.charge_cues.get(
+        "independent_political_finding", []
+    )
+    motive = f.cues.get("politically_motivated", []) + f.charge_cues.get(
+        "politically_motivated", []
+    )
+    monitor = f.cues.get("independent_monitor", []) + f.charge_cues.get("independent_monitor", [])
+    if motive and monitor:  # a monitor's word, not only the person's own claim
+        evidence += motive[:1] + monitor[:1]
+    return Firing(evidence) if evidence else None
+
+
 def _victims(f: Facts) -> list[Evidence]:
     """A charge that alleges harm to a person: a violent or sexual offence, or victim words."""
     return _of(f, "violent", "sexual") + f.charge_cues.get("victim_detail", [])
@@ -454,7 +471,7 @@ def co_accused_convicted(f: Facts, kb: KnowledgeBase) -> Firing | None:
 
 
 def corroborated(f: Facts, kb: KnowledgeBase) -> Firing | None:
-    """Independent signs in three or more of the case's own groups (charge, profile,
+    """Independent signs in two, or three or more, of the case's own groups (charge, profile,
     protection, procedure) point the same way."""
     specs = kb.scoring.indicators
     groups: dict[str, Evidence] = {}
@@ -464,12 +481,10 @@ def corroborated(f: Facts, kb: KnowledgeBase) -> Firing | None:
             firing = run(code, f, kb)
             if firing is not None and firing.evidence and points_for(specs[code], firing) > 0:
                 groups[group] = firing.evidence[0]
-    if len(groups) < CORROBORATING_GROUPS:
+    if len(groups) < 2:
         return None
-    return Firing([groups[g] for g in _CASE_GROUPS if g in groups])
-
-
-CORROBORATING_GROUPS = 3
+    level = "three_or_more" if len(groups) >= 3 else "two"
+    return Firing([groups[g] for g in _CASE_GROUPS if g in groups], level)
 
 
 def points_for(spec: IndicatorSpec, firing: Firing) -> int:
@@ -523,6 +538,7 @@ RULES: dict[str, Rule] = {
     "charge_assembly_protest": charge_assembly_protest,
     "violent_charge_against_opponent": violent_charge_against_opponent,
     "foreign_investigation_closed": foreign_investigation_closed,
+    "independent_political_finding": independent_political_finding,
     "corroborated": corroborated,
     "ordinary_crime_with_victims": ordinary_crime_with_victims,
     "found_compliant_elsewhere": found_compliant_elsewhere,

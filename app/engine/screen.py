@@ -239,6 +239,15 @@ def _missing(facts: Facts, request: ScreeningInput) -> list[MissingInformation]:
             "Recognised refugees and asylum seekers are protected by "
             "INTERPOL's refugee policy against the state they fled." + mention,
         )
+    elif s.refugee_status.persecution_country is None and s.refugee_status.status.value in (
+        "recognised",
+        "asylum_pending",
+    ):
+        need(
+            "subject.refugee_status.persecution_country",
+            "The refugee policy protects against the state the person fled: say which "
+            "state that is (it was taken to be the requesting state).",
+        )
     if not (s.profile_tags or s.occupation or s.political_activity or s.affiliations):
         need(
             "subject.profile_tags",
@@ -393,6 +402,20 @@ def _confidence(facts: Facts, request: ScreeningInput, flag: Flag) -> Confidence
         weight += 2
     if s.refugee_status is None or s.refugee_status.status.value == "unknown":
         reasons.append(_reason("refugee_status_unknown", "Refugee or asylum status is not given."))
+        weight += 1
+    elif (
+        s.refugee_status.persecution_country is None
+        and s.refugee_status.status.value in ("recognised", "asylum_pending")
+        and n.issuing_country is not None
+        and s.refugee_status.granted_by != n.issuing_country
+    ):
+        reasons.append(
+            _reason(
+                "persecution_country_assumed",
+                "The state the person fled is not given: the protection was taken to be "
+                "against the requesting state.",
+            )
+        )
         weight += 1
     if not request.context:
         reasons.append(
