@@ -3,6 +3,7 @@ per test on SQLite and, when reachable (always under CI=true), on PostgreSQL."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -47,9 +48,16 @@ def signing_pem() -> str:
     ).decode()
 
 
+@functools.cache
+def _shared_kb() -> KnowledgeBase:
+    # Loaded once per process: a forked test process (the mutation run forks one per mutant)
+    # inherits it instead of parsing the release again.
+    return load()
+
+
 @pytest.fixture(scope="session")
 def kb() -> KnowledgeBase:
-    return load()
+    return _shared_kb()
 
 
 # --- databases ------------------------------------------------------------------------------

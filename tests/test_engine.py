@@ -1111,3 +1111,92 @@ def test_refugee_protection_is_against_the_state_fled(kb: KnowledgeBase) -> None
     assert "subject.refugee_status.persecution_country" in {
         m.field for m in assumed.missing_information
     }
+
+
+# --- behaviour the mutation run showed unpinned ------------------------------------------
+
+
+def _indicator(result: ScreeningResult, code: str) -> Any:
+    return next(i for i in fired_all(result) if i.code == code)
+
+
+def test_evidence_names_the_field_and_the_entry(kb: KnowledgeBase) -> None:
+    result = run(
+        kb,
+        subject={
+            "profile_tags": ["journalist", "blogger"],
+            "refugee_status": {"status": "recognised", "granted_by": "DE"},
+        },
+        notice={"issuing_country": "CN", "charges": "Fraud"},
+    )
+    state = _indicator(result, "requesting_state_pattern").evidence
+    assert [(e.field, e.matched_text, e.knowledge_base_entry) for e in state] == [
+        ("notice.issuing_country", "CN", "country:CN")
+    ]
+    refugee = _indicator(result, "refugee_from_requesting_state").evidence
+    assert [(e.field, e.matched_text, e.knowledge_base_entry) for e in refugee] == [
+        ("subject.refugee_status.status", "recognised", "refugee_status:recognised")
+    ]
+    # Two structured values of one field are two rows, never merged as if they overlapped.
+    tags = [
+        e for e in _indicator(result, "profile_dissident").evidence if "profile_tags" in e.field
+    ]
+    assert len(tags) == 2
+
+
+def test_overlapping_matches_at_the_start_of_a_field_are_merged(kb: KnowledgeBase) -> None:
+    result = run(
+        kb,
+        subject={"occupation": "Former Minister of Agriculture"},
+        notice={"issuing_country": "KG", "charges": "Abuse of office"},
+    )
+    quoted = [e.matched_text for e in _indicator(result, "political_exposure").evidence]
+    assert quoted == ["Former Minister of"]
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"notice": {"issuing_country": "KG", "charges": "Terrorism"}, "context": "Three victims."},
+        {"notice": {"issuing_country": "KG", "charges": "Terrorism; explosives were found"}},
+        {
+            "notice": {"issuing_country": "KG", "charges": "Terrorism"},
+            "context": "A weapon was found at his home.",
+        },
+    ],
+    ids=["victims in the narrative", "weapon in the charge", "weapon in the narrative"],
+)
+def test_a_concrete_act_anywhere_silences_the_vague_terrorism_indicator(
+    kb: KnowledgeBase, where: dict[str, Any]
+) -> None:
+    plain = run(kb, notice={"issuing_country": "KG", "charges": "Terrorism"})
+    assert "charge_vague_extremism_terrorism" in codes(plain)
+    assert "charge_vague_extremism_terrorism" not in codes(run(kb, **where))
+
+
+@pytest.mark.parametrize("status", ["recognised", "asylum_pending"])
+def test_co_accused_counter_never_fires_for_a_protected_person(
+    kb: KnowledgeBase, status: str
+) -> None:
+    body: dict[str, Any] = {
+        "subject": {"occupation": "car dealer"},
+        "notice": {"issuing_country": "FR", "charges": "Fraud"},
+        "context": "Two co-accused were convicted in 2020.",
+    }
+    assert "co_accused_convicted" in codes(run(kb, **body))
+    body["subject"]["refugee_status"] = {"status": status, "granted_by": "DE"}
+    assert "co_accused_convicted" not in codes(run(kb, **body))
+
+
+def test_a_refugee_status_alone_describes_the_person(kb: KnowledgeBase) -> None:
+    def victims(status: str) -> set[str]:
+        return codes(
+            run(
+                kb,
+                subject={"refugee_status": {"status": status}},
+                notice={"issuing_country": "FR", "charges": "Murder of a shopkeeper"},
+            )
+        )
+
+    assert "ordinary_crime_with_victims" in victims("none")
+    assert "ordinary_crime_with_victims" not in victims("unknown")
