@@ -363,6 +363,12 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
             evaluate_ablation(kb, dev).render("ablation, dev: own state's detailed profile removed")
         )
         return 0
+    if args.split == "none":  # e.g. a set collected after the weights were frozen
+        kb = load()
+        print(evaluate(kb, cases).render("every case"))
+        print()
+        print(evaluate_ablation(kb, cases).render("ablation: own state's detailed profile removed"))
+        return 0
     print(evaluate_all(load(), cases).render())
     return 0
 
@@ -677,9 +683,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "--split",
-        choices=["dev", "all"],
+        choices=["dev", "all", "none"],
         default="all",
-        help="dev: only the split weights may be tuned on; all: dev, holdout, ablation and gate",
+        help=(
+            "dev: only the split weights may be tuned on; all: dev, holdout, ablation and "
+            "gate; none: every case of --file as one set, and its ablation"
+        ),
     )
     ev.set_defaults(func=cmd_evaluate)
 

@@ -39,6 +39,7 @@ _FIELD_LABELS = {
     "conviction_in_absentia": "Conviction in absentia",
     "public": "Published by INTERPOL",
     "granted_by": "Granted by",
+    "persecution_country": "State fled",
     "entity_id": "Entity id",
     "charge_translation": "Charge (translation)",
     "issuing_country_id": "Issuing country",

@@ -8,6 +8,7 @@ import pytest
 
 from app.engine import ScreeningInput, screen
 from app.engine.result import Flag, ScreeningResult
+from app.engine.rules import Firing
 from app.kb.loader import KnowledgeBase
 
 RANK = {Flag.LOW: 0, Flag.ELEVATED: 1, Flag.HIGH: 2, Flag.SEVERE: 3}
@@ -1200,3 +1201,72 @@ def test_a_refugee_status_alone_describes_the_person(kb: KnowledgeBase) -> None:
 
     assert "ordinary_crime_with_victims" in victims("none")
     assert "ordinary_crime_with_victims" not in victims("unknown")
+
+
+def test_evidence_merging_rules() -> None:
+    from app.engine.facts import Evidence as Raw
+    from app.engine.screen import _overlap
+
+    a = Raw("subject.occupation", "former minister", "exposure:minister", 0, 16)
+    b = Raw("subject.occupation", "minister of", "exposure:minister", 7, 18)
+    assert _overlap(a, b)
+    assert _overlap(b, a)
+    touching = Raw("subject.occupation", "of agriculture", "x", 16, 30)
+    assert not _overlap(a, touching)
+    assert not _overlap(touching, a)
+    assert not _overlap(a, b._replace(field="subject.political_activity"))
+    structured = Raw("subject.profile_tags[0]", "journalist", "tag:journalist")
+    assert not _overlap(structured, structured)  # no span: never merged by position
+    assert not _overlap(a, a._replace(start=-1, end=-1))
+    assert not _overlap(a._replace(start=-1, end=-1), a)
+
+
+def test_merged_evidence_spans_both_matches_in_either_order(kb: KnowledgeBase) -> None:
+    from app.engine.facts import Evidence as Raw
+    from app.engine.facts import gather
+    from app.engine.screen import _evidence
+
+    facts = gather(
+        ScreeningInput.model_validate(
+            {"subject": {"occupation": "Former Minister of Agriculture"}, "notice": {}}
+        ),
+        kb,
+    )
+    first = Raw("subject.occupation", "former minister", "e", 0, 16)
+    second = Raw("subject.occupation", "minister of", "e", 7, 18)
+    for order in ([first, second], [second, first]):
+        quoted = [e.matched_text for e in _evidence(Firing(order), facts)]
+        assert quoted == ["Former Minister of"], order
+    twice = Raw("subject.profile_tags[0]", "journalist", "tag:journalist")
+    assert len(_evidence(Firing([twice, twice]), facts)) == 1  # a repeated value, once
+    other = twice._replace(matched_text="blogger")
+    assert len(_evidence(Firing([twice, other]), facts)) == 2
+
+
+def test_a_level_missing_from_the_table_earns_nothing(kb: KnowledgeBase) -> None:
+    from app.engine.rules import points_for
+
+    spec = kb.scoring.indicators["requesting_state_pattern"]
+    assert points_for(spec, Firing([], "strong")) == 20
+    assert points_for(spec, Firing([], "not-a-level")) == 0
+    flat = kb.scoring.indicators["profile_dissident"]
+    assert points_for(flat, Firing([], None)) == 20
+
+
+def test_patterns_named_on_an_indicator_follow_the_state(kb: KnowledgeBase) -> None:
+    from app.engine.facts import gather
+    from app.engine.screen import _patterns_for
+
+    def facts(country: str) -> Any:
+        body = {"notice": {"issuing_country": country, "charges": "Insulting the president"}}
+        return gather(ScreeningInput.model_validate(body), kb)
+
+    code = "charge_political_offence"
+    every = list(kb.index.patterns_by_indicator.get(code, ()))
+    assert every
+    # An undocumented state: every pattern the indicator signals.
+    assert _patterns_for(code, facts("FR"), kb) == every
+    # A documented state: only those its profile documents, in the indicator's order.
+    documented = kb.countries["TR"].patterns
+    assert _patterns_for(code, facts("TR"), kb) == [p for p in every if p in documented]
+    assert set(_patterns_for(code, facts("TR"), kb)) < set(every) or set(every) <= set(documented)
