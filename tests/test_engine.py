@@ -1270,3 +1270,125 @@ def test_patterns_named_on_an_indicator_follow_the_state(kb: KnowledgeBase) -> N
     documented = kb.countries["TR"].patterns
     assert _patterns_for(code, facts("TR"), kb) == [p for p in every if p in documented]
     assert set(_patterns_for(code, facts("TR"), kb)) < set(every) or set(every) <= set(documented)
+
+
+def test_each_indicator_cites_the_sources_of_what_it_matched(kb: KnowledgeBase) -> None:
+    result = run(
+        kb,
+        subject={"profile_tags": ["journalist"], "ethnicity": "Uyghur"},
+        notice={
+            "issuing_country": "CN",
+            "charges": "贪污罪",
+            "legal_provisions": ["Article 382 of the Criminal Law of the PRC"],
+        },
+    )
+    state = _indicator(result, "requesting_state_pattern").source_ids
+    findings = kb.countries["CN"].findings
+    assert len(findings) > 3
+    # The first three findings' sources, then the indicator's own, at most MAX_SOURCES_PER_ITEM.
+    from app.engine.screen import MAX_SOURCES_PER_ITEM, _dedupe
+
+    expected = [s for f in findings[:3] for s in f.source_ids] + list(
+        kb.scoring.indicators["requesting_state_pattern"].source_ids
+    )
+    assert state == _dedupe(expected)
+    assert len(state) == min(MAX_SOURCES_PER_ITEM, len(set(expected)))
+    assert set(kb.profile_tags["journalist"].source_ids) <= set(
+        _indicator(result, "profile_dissident").source_ids
+    )
+    assert set(kb.groups["uyghur"].source_ids) <= set(
+        _indicator(result, "targeted_group_membership").source_ids
+    )
+    provision = _indicator(result, "provision_political_use")
+    assert set(kb.provisions["cn-cl-382"].source_ids) <= set(provision.source_ids)
+    assert provision.points == 8  # reported, not documented
+    torture = _indicator(result, "torture_risk_on_return")
+    assert set(kb.countries["CN"].torture_risk.source_ids) <= set(torture.source_ids)
+    assert [(e.field, e.matched_text) for e in torture.evidence] == [
+        ("notice.issuing_country", "CN")
+    ]
+
+
+def test_an_ordinary_crime_provision_counts_only_against_a_critic(kb: KnowledgeBase) -> None:
+    notice = {
+        "issuing_country": "CN",
+        "charges": "贪污罪",
+        "legal_provisions": ["Article 382 of the Criminal Law of the PRC"],
+    }
+    assert "provision_political_use" not in codes(
+        run(kb, subject={"occupation": "accountant"}, notice=notice)
+    )
+    for subject in (
+        {"occupation": "journalist"},
+        {"political_activity": "Broke with the provincial leadership in 2015"},
+        {"political_activity": "Former mayor ousted after the change of power"},
+    ):
+        assert "provision_political_use" in codes(run(kb, subject=subject, notice=notice))
+
+
+@pytest.mark.parametrize(
+    ("charges", "fires"),
+    [
+        ("Illegal religious activity: organising unregistered worship", "charge_political_offence"),
+        ("Corruption: bribes for public contracts", "charge_economic_against_critic"),
+        ("Embezzlement of state funds", "charge_economic_against_critic"),
+    ],
+)
+def test_each_charge_category_feeds_its_indicator(
+    kb: KnowledgeBase, charges: str, fires: str
+) -> None:
+    result = run(
+        kb,
+        subject={"occupation": "journalist"},
+        notice={"issuing_country": "FR", "charges": charges},
+    )
+    assert fires in codes(result), sorted(codes(result))
+
+
+@pytest.mark.parametrize("extra", ["murder", "rape"])
+def test_a_violent_or_sexual_charge_beside_terrorism_is_not_vague(
+    kb: KnowledgeBase, extra: str
+) -> None:
+    result = run(kb, notice={"issuing_country": "FR", "charges": f"Terrorism and {extra}"})
+    assert "charge_vague_extremism_terrorism" not in codes(result)
+
+
+@pytest.mark.parametrize(
+    "activity",
+    [
+        "Broke with the president in 2019 and joined the opposition",
+        "Served the government that was overthrown in the coup",
+    ],
+)
+def test_an_opponent_in_prose_turns_an_economic_charge_political(
+    kb: KnowledgeBase, activity: str
+) -> None:
+    result = run(
+        kb,
+        subject={"political_activity": activity},
+        notice={"issuing_country": "FR", "charges": "Embezzlement of public funds"},
+    )
+    assert "charge_economic_against_critic" in codes(result)
+    economic = _indicator(result, "charge_economic_against_critic")
+    assert len(economic.evidence) <= 3  # the charge and at most two profile matches
+
+
+def test_an_office_holder_is_at_risk_in_detention_where_detainees_are_ill_treated(
+    kb: KnowledgeBase,
+) -> None:
+    result = run(
+        kb,
+        subject={"occupation": "former minister of finance"},
+        notice={"issuing_country": "CN", "charges": "Fraud"},
+    )
+    assert "profile_at_risk_in_detention" in codes(result)
+
+
+def test_timing_words_in_the_narrative_fire_timing(kb: KnowledgeBase) -> None:
+    result = run(
+        kb,
+        subject={"occupation": "engineer"},
+        notice={"issuing_country": "FR", "charges": "Fraud"},
+        context="The notice was issued two months after his asylum application.",
+    )
+    assert "timing_after_exit_or_criticism" in codes(result)
