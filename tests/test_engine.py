@@ -1392,3 +1392,61 @@ def test_timing_words_in_the_narrative_fire_timing(kb: KnowledgeBase) -> None:
         context="The notice was issued two months after his asylum application.",
     )
     assert "timing_after_exit_or_criticism" in codes(result)
+
+
+@pytest.mark.parametrize(
+    ("status", "listed", "points", "entries"),
+    [
+        ("not_free", True, 12, ["freedom_in_the_world:not_free:10", "transnational_repression"]),
+        ("not_free", False, 8, ["freedom_in_the_world:not_free:10"]),
+        (
+            "partly_free",
+            True,
+            8,
+            ["freedom_in_the_world:partly_free:10", "transnational_repression"],
+        ),
+        ("partly_free", False, 4, ["freedom_in_the_world:partly_free:10"]),
+        ("free", True, 4, ["freedom_in_the_world:free:10", "transnational_repression"]),
+        ("free", False, None, []),
+        (None, True, 8, ["transnational_repression"]),
+        (None, False, None, []),
+    ],
+)
+def test_a_baseline_is_graded_by_status_and_listing(
+    kb: KnowledgeBase, status: str | None, listed: bool, points: int | None, entries: list[str]
+) -> None:
+    import dataclasses
+
+    from app.kb.schema import Baseline, FreedomRating, RepressionListing
+
+    rating = (
+        FreedomRating(
+            edition=2025, status=status, score=10, source_id="fh-fiw-2025-bhutan", pinpoint="p"
+        )
+        if status
+        else None
+    )
+    listing = RepressionListing(origin_state=True, source_id="fh-country-rwanda", pinpoint="p")
+    host_only = RepressionListing(origin_state=False, source_id="fh-country-turkey", pinpoint="p")
+    baseline = Baseline(
+        iso2="FR",
+        name="France",
+        freedom_in_the_world=rating,
+        transnational_repression=listing if listed else host_only,
+    )
+    patched = dataclasses.replace(kb, baselines={**kb.baselines, "FR": baseline})
+    result = run(patched, notice={"issuing_country": "FR", "charges": "Fraud"})
+    fired = next((i for i in result.indicators if i.code == "state_baseline"), None)
+    if points is None:
+        assert fired is None
+        return
+    assert fired is not None
+    assert fired.points == points
+    assert [(e.field, e.matched_text, e.knowledge_base_entry) for e in fired.evidence] == [
+        ("notice.issuing_country", "FR", f"baseline:FR.{entry}") for entry in entries
+    ]
+    expected_sources = (["fh-fiw-2025-bhutan"] if status else []) + (
+        ["fh-country-rwanda"] if listed else []
+    )
+    assert fired.source_ids[: len(expected_sources)] == expected_sources
+    assert "fh-country-turkey" not in fired.source_ids

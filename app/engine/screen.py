@@ -91,16 +91,8 @@ def _evidence(firing: Firing, facts: Facts) -> list[Evidence]:
             if _overlap(e, k):
                 kept[n] = k._replace(start=min(k.start, e.start), end=max(k.end, e.end))
                 break
-            if (
-                k.start < 0
-                and e.start < 0
-                and (k.field, k.matched_text)
-                == (
-                    e.field,
-                    e.matched_text,
-                )
-            ):
-                break
+            if k.start < 0 and e.start < 0 and k == e:
+                break  # the same structured value matched twice: one row
         else:
             kept.append(e)
     return [
