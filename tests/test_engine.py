@@ -1450,3 +1450,176 @@ def test_a_baseline_is_graded_by_status_and_listing(
     )
     assert fired.source_ids[: len(expected_sources)] == expected_sources
     assert "fh-country-turkey" not in fired.source_ids
+
+
+def test_missing_information_is_pinned_word_for_word(kb: KnowledgeBase) -> None:
+    bare = run(kb, notice={"type": "unknown"}, context="He has applied for asylum.")
+    assert [(m.field, m.why) for m in bare.missing_information] == [
+        (
+            "subject.profile_tags",
+            "Journalists, rights defenders, opposition figures and members of targeted groups "
+            "are documented targets; say what the person does.",
+        ),
+        (
+            "notice.charges",
+            "The charge decides whether the offence is political, excluded by RPD Article 83, "
+            "or a serious ordinary-law crime.",
+        ),
+        (
+            "notice.issuing_country",
+            "The requesting state's documented record and torture risk cannot be weighed "
+            "without it.",
+        ),
+        (
+            "subject.refugee_status",
+            "Recognised refugees and asylum seekers are protected by INTERPOL's refugee policy "
+            "against the state they fled. The narrative mentions refugee status or asylum.",
+        ),
+        (
+            "notice.type",
+            "A diffusion is sent directly by a member country, and INTERPOL's review of it "
+            "differs from a Red Notice's; the type also decides which rules apply.",
+        ),
+        (
+            "notice.issued_date",
+            "With the year the person left the requesting state, it shows whether the notice "
+            "followed departure or criticism.",
+        ),
+        (
+            "notice.conviction_in_absentia",
+            "A conviction in absentia raises fair-trial objections.",
+        ),
+    ]
+    described = run(
+        kb,
+        subject={
+            "occupation": "journalist",
+            "refugee_status": {"status": "recognised", "granted_by": "DE"},
+        },
+        notice={"issuing_country": "TR", "charges": "Insulting the president"},
+    )
+    assert [(m.field, m.why) for m in described.missing_information][:3] == [
+        (
+            "notice.legal_provisions",
+            "Provisions documented as used against critics add weight and identify the "
+            "offence precisely.",
+        ),
+        (
+            "notice.type",
+            "A diffusion is sent directly by a member country, and INTERPOL's review of it "
+            "differs from a Red Notice's; the type also decides which rules apply.",
+        ),
+        (
+            "subject.refugee_status.persecution_country",
+            "The refugee policy protects against the state the person fled: say which state "
+            "that is (it was taken to be the requesting state).",
+        ),
+    ]
+    assert described.missing_information[-1].field == "context"
+    assert described.missing_information[-1].why == (
+        "Pressure on relatives, earlier refusals or deletions, and the timeline are signs the "
+        "structured fields cannot carry."
+    )
+    quiet = run(kb, notice={"issuing_country": "TR", "charges": "Fraud"}, context="No news.")
+    refugee = next(m for m in quiet.missing_information if m.field == "subject.refugee_status")
+    assert "narrative mentions" not in refugee.why
+
+
+def test_the_formula_states_its_protected_groups(kb: KnowledgeBase) -> None:
+    result = run(kb, notice={"issuing_country": "TR", "charges": "Fraud"})
+    assert (
+        "protected_floor is the sum of the subtotals of the protected groups (profile, "
+        "protection)" in result.score_formula.expression
+    )
+    assert "(profile, protection)" in result.score_formula.expression
+    assert "(none)" in result.return_risk.score_formula.expression
+
+
+@pytest.mark.parametrize(
+    "charges",
+    [
+        "Treason",
+        "Organising an unauthorised rally",
+        "Insulting the president",
+        "Illegal missionary activity",
+        "Terrorism",
+        "Extremism",
+    ],
+)
+def test_departure_counts_as_timing_beside_each_political_kind_of_charge(
+    kb: KnowledgeBase, charges: str
+) -> None:
+    result = run(
+        kb,
+        subject={"occupation": "engineer", "left_requesting_country_year": 2015},
+        notice={"issuing_country": "FR", "charges": charges, "issued_date": "2015"},
+    )
+    timing = _indicator(result, "timing_after_exit_or_criticism")
+    assert timing.evidence[0].field == "notice.issued_date"
+    assert timing.evidence[0].matched_text == "2015"
+    assert timing.evidence[0].knowledge_base_entry == "left_requesting_country_year:2015"
+    # Before departure: no timing.
+    early = run(
+        kb,
+        subject={"occupation": "engineer", "left_requesting_country_year": 2016},
+        notice={"issuing_country": "FR", "charges": charges, "issued_date": "2015"},
+    )
+    assert "timing_after_exit_or_criticism" not in codes(early)
+
+
+def test_a_protection_year_dates_the_notice(kb: KnowledgeBase) -> None:
+    def timing(status: str, year: int) -> Any:
+        result = run(
+            kb,
+            subject={"refugee_status": {"status": status, "granted_by": "DE", "year": year}},
+            notice={"issuing_country": "FR", "charges": "Fraud", "issued_date": "2018"},
+        )
+        return next(
+            (i for i in fired_all(result) if i.code == "timing_after_exit_or_criticism"), None
+        )
+
+    same_year = timing("recognised", 2018)
+    assert same_year is not None
+    assert [(e.field, e.matched_text, e.knowledge_base_entry) for e in same_year.evidence] == [
+        ("notice.issued_date", "2018", "refugee_status.year:2018")
+    ]
+    assert timing("asylum_pending", 2017) is not None
+    assert timing("recognised", 2019) is None
+    assert timing("asylum_rejected", 2017) is not None  # the claim came first, even if refused
+    assert timing("none", 2017) is None
+
+
+def test_a_sexual_charge_is_violent_for_both_the_opponent_and_the_counter(
+    kb: KnowledgeBase,
+) -> None:
+    opponent = run(
+        kb,
+        subject={"profile_tags": ["journalist"]},
+        notice={"issuing_country": "FR", "charges": "Rape"},
+    )
+    assert "violent_charge_against_opponent" in codes(opponent)
+    ordinary = run(
+        kb,
+        subject={"occupation": "car dealer"},
+        notice={"issuing_country": "FR", "charges": "Rape"},
+    )
+    assert "ordinary_crime_with_victims" in codes(ordinary)
+
+
+def test_a_monitors_finding_in_the_charge_text_counts(kb: KnowledgeBase) -> None:
+    result = run(
+        kb,
+        subject={"occupation": "editor"},
+        notice={
+            "issuing_country": "FR",
+            "charges": "Extortion (rights groups call the charge politically motivated)",
+        },
+    )
+    finding = _indicator(result, "independent_political_finding")
+    assert [e.field for e in finding.evidence] == ["notice.charges", "notice.charges"]
+    named = run(
+        kb,
+        subject={"occupation": "editor"},
+        notice={"issuing_country": "FR", "charges": "Extortion; a political prisoner per NGOs"},
+    )
+    assert "independent_political_finding" in codes(named)
