@@ -1623,3 +1623,101 @@ def test_a_monitors_finding_in_the_charge_text_counts(kb: KnowledgeBase) -> None
         notice={"issuing_country": "FR", "charges": "Extortion; a political prisoner per NGOs"},
     )
     assert "independent_political_finding" in codes(named)
+
+
+def test_confidence_reasons_word_for_word_and_their_weights(kb: KnowledgeBase) -> None:
+    def reasons(result: ScreeningResult) -> list[tuple[str, str]]:
+        return [(r.code, r.text) for r in result.confidence.reasons]
+
+    nothing = run(kb, notice={"type": "unknown"})
+    assert reasons(nothing) == [
+        ("no_requesting_state", "The requesting state is not given."),
+        ("no_charges", "The charge is not given."),
+        (
+            "no_subject_information",
+            "Nothing is said about who the person is (occupation, political activity, "
+            "affiliations, ethnicity, religion): a political profile cannot have been seen.",
+        ),
+        ("refugee_status_unknown", "Refugee or asylum status is not given."),
+        (
+            "no_context",
+            "No narrative: earlier decisions, timing and pressure on relatives are unknown.",
+        ),
+    ]
+    assert nothing.confidence.level.value == "low"
+    undocumented = run(
+        kb,
+        subject={"occupation": "engineer", "refugee_status": {"status": "none"}},
+        notice={"issuing_country": "FR", "charges": "Fraud"},
+        context="Arrested at the border.",
+    )
+    assert reasons(undocumented) == [
+        (
+            "requesting_state_undocumented",
+            "The knowledge base has no profile and no global baseline for the requesting "
+            "state: its record could not be weighed.",
+        )
+    ]
+    assert undocumented.confidence.level.value == "medium"  # weight 2
+    baseline_only = run(
+        kb,
+        subject={"occupation": "engineer", "refugee_status": {"status": "none"}},
+        notice={"issuing_country": "BT", "charges": "Fraud"},
+        context="Arrested at the border.",
+    )
+    assert reasons(baseline_only) == [
+        (
+            "requesting_state_baseline_only",
+            "The requesting state has no detailed profile; only global indices were weighed.",
+        )
+    ]
+    assert baseline_only.confidence.level.value == "medium"  # weight 1
+    documented = run(
+        kb,
+        subject={"occupation": "engineer", "refugee_status": {"status": "none"}},
+        notice={"issuing_country": "CN", "charges": "Fraud"},
+        context="Arrested at the border.",
+    )
+    assert reasons(documented) == []
+    assert documented.confidence.level.value == "high"
+    # Weight 3 is low: an undocumented state (2) and no narrative (1).
+    three = run(
+        kb,
+        subject={"occupation": "engineer", "refugee_status": {"status": "none"}},
+        notice={"issuing_country": "FR", "charges": "Fraud"},
+    )
+    assert three.confidence.level.value == "low"
+    # Weight 2 from the person alone: nothing said about them is low when the flag is low.
+    silent = run(
+        kb,
+        subject={"refugee_status": {"status": "none"}},
+        notice={"issuing_country": "CN", "charges": "Fraud"},
+        context="Arrested at the border.",
+    )
+    assert silent.flag is Flag.LOW
+    assert silent.confidence.level.value == "low"
+    assumed = run(
+        kb,
+        subject={
+            "occupation": "engineer",
+            "refugee_status": {"status": "recognised", "granted_by": "DE"},
+        },
+        notice={"issuing_country": "CN", "charges": "Fraud"},
+        context="Arrested at the border.",
+    )
+    assert reasons(assumed) == [
+        (
+            "persecution_country_assumed",
+            "The state the person fled is not given: the protection was taken to be against "
+            "the requesting state.",
+        )
+    ]
+    assert assumed.confidence.level.value == "medium"
+
+
+def test_source_references_carry_the_release_s_metadata(kb: KnowledgeBase) -> None:
+    result = run(kb, subject={"occupation": "journalist"}, notice={"issuing_country": "CN"})
+    assert result.sources
+    for sid, ref in result.sources.items():
+        src = kb.sources[sid]
+        assert (ref.title, ref.publisher, ref.year) == (src.title, src.publisher, src.year)

@@ -60,7 +60,7 @@ def behaviour(result: ScreeningResult) -> dict[str, Any]:
         },
         "grounds": grounds,
         "missing": [m.field for m in result.missing_information],
-        "similar": [c.id for c in result.similar_cases],
+        "similar": [[c.id, c.shared] for c in result.similar_cases],
         "sources": sorted(result.sources),
     }
 
