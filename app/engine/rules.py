@@ -195,7 +195,7 @@ def targeted_group_membership(f: Facts, kb: KnowledgeBase) -> Firing | None:
     return Firing(evidence, None, sources)
 
 
-def _refugee_level(f: Facts) -> str | None:
+def refugee_level(f: Facts) -> str | None:
     """The protection level held or sought against the requesting state, if any."""
     status = f.subject.refugee_status
     if status is None or status.status not in PROTECTED or f.issuing_country is None:
@@ -207,7 +207,7 @@ def _refugee_level(f: Facts) -> str | None:
 
 def refugee_from_requesting_state(f: Facts, kb: KnowledgeBase) -> Firing | None:
     """Refugee or asylum status held or sought against the requesting state."""
-    level = _refugee_level(f)
+    level = refugee_level(f)
     if level is None:
         return None
     ev = _ev("subject.refugee_status.status", level, f"refugee_status:{level}")
@@ -265,8 +265,12 @@ def conviction_in_absentia(f: Facts, kb: KnowledgeBase) -> Firing | None:
 
 
 def diffusion_unreviewed(f: Facts, kb: KnowledgeBase) -> Firing | None:
-    """A diffusion rather than a Red Notice reviewed before publication."""
+    """A diffusion rather than a Red Notice reviewed before publication; not one sent after
+    INTERPOL began reviewing the requesting state's diffusions before circulation."""
     if not f.is_diffusion:
+        return None
+    _, reviewed = f.prior_review()
+    if reviewed:
         return None
     return Firing([_ev("notice.type", "diffusion", "notice_type:diffusion")])
 
@@ -286,7 +290,7 @@ def family_pressure(f: Facts, kb: KnowledgeBase) -> Firing | None:
 
 def _protected(f: Facts) -> bool:
     """Recognised refugee or pending asylum claim against the requesting state."""
-    return _refugee_level(f) in ("recognised", "asylum_pending")
+    return refugee_level(f) in ("recognised", "asylum_pending")
 
 
 def state_baseline(f: Facts, kb: KnowledgeBase) -> Firing | None:
@@ -481,7 +485,7 @@ def points_for(spec: IndicatorSpec, firing: Firing) -> int:
 
 def protection_need(f: Facts, kb: KnowledgeBase) -> Firing | None:
     """Return risk: refugee status held, or asylum sought, against the requesting state."""
-    level = _refugee_level(f)
+    level = refugee_level(f)
     if level not in ("recognised", "asylum_pending"):
         return None
     ev = _ev("subject.refugee_status.status", level, f"refugee_status:{level}")
