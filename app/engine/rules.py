@@ -140,7 +140,7 @@ def charge_vague_extremism_terrorism(f: Facts, kb: KnowledgeBase) -> Firing | No
     # A charge that names a movement or group ("membership of Hizb ut-Tahrir", "FETÖ") is a
     # membership charge, whatever category its words fall in.
     evidence += [ev for evs in f.groups.values() for ev in evs if ev.field == "notice.charges"]
-    if not evidence or _violence(f) or _of(f, "violent", "sexual"):
+    if not evidence or _violence(f) or _of(f, "violent", "sexual", "property_damage"):
         return None
     return Firing(evidence)
 
@@ -383,7 +383,9 @@ def charge_assembly_protest(f: Facts, kb: KnowledgeBase) -> Firing | None:
 
 def violent_charge_against_opponent(f: Facts, kb: KnowledgeBase) -> Firing | None:
     """A violent, sexual or terrorism charge against a person with a political profile."""
-    charge = _of(f, "violent", "sexual", "terrorism") + f.charge_cues.get("victim_detail", [])
+    charge = _of(f, "violent", "sexual", "terrorism", "property_damage") + f.charge_cues.get(
+        "victim_detail", []
+    )
     if not charge or run("charge_vague_extremism_terrorism", f, kb) is not None:
         return None  # a vague terrorism label has its own indicator
     person = _opponent(f, kb)
@@ -401,7 +403,8 @@ def foreign_investigation_closed(f: Facts, kb: KnowledgeBase) -> Firing | None:
 
 
 def _victims(f: Facts) -> list[Evidence]:
-    """A charge that alleges harm to a person: a violent or sexual offence, or victim words."""
+    """A charge that alleges harm to a person: a violent or sexual offence, or victim words.
+    Arson or damage to property alleges no victim on its own (``property_damage``)."""
     return _of(f, "violent", "sexual") + f.charge_cues.get("victim_detail", [])
 
 
