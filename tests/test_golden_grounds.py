@@ -285,6 +285,9 @@ def test_egyptian_journalist(kb: KnowledgeBase) -> None:
     explanation = g["non_refoulement"].explanation
     for test in ("substantial grounds", "inhuman or degrading", "Article 7", "Article 33(1)"):
         assert test in explanation
+    # the extradition court's layer: death penalty, flagrant denial of justice, Rule 39
+    for layer in ("Soering", "Othman", "flagrant denial of justice", "Rule 39"):
+        assert layer in explanation
     assert "notice.conviction_in_absentia" not in {m.field for m in result.missing_information}
 
 
