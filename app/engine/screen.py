@@ -35,7 +35,7 @@ from app.kb.loader import KnowledgeBase
 from app.kb.schema import Assessment, IndicatorKind
 from app.kb.schema import Thresholds as ThresholdSpec
 
-ENGINE_VERSION = "2.0.0"
+ENGINE_VERSION = "2.1.0"
 MAX_SOURCES_PER_ITEM = 6
 MAX_SIMILAR_CASES = 5
 
