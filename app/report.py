@@ -323,14 +323,33 @@ def _indicators(title: str, anchor: str, items: list[Any], none: str, cite: _Cit
     return f'<section id="{anchor}"><h2>{title}</h2>{body}</section>'
 
 
-def _grounds(items: list[Any], cite: _Citations) -> str:
-    body = "".join(
+_GROUND_STATUS = {
+    "applies": "Applies on the facts given",
+    "may_apply": "May apply: to be established",
+    "check": "Check first: a condition is unconfirmed",
+}
+
+
+def _ground(g: Mapping[str, Any], cite: _Citations) -> str:
+    status = str(g.get("status") or "")
+    since = g.get("in_force_since")
+    establish = "".join(f"<li>{_e(item)}</li>" for item in g.get("establish") or [])
+    return (
         '<article class="item">'
         f"<h3>{_e(g.get('title', ''))}{cite.marks(g.get('source_ids') or [])}</h3>"
-        f'<p class="meta">Basis: <code>{_e(g.get("basis", ""))}</code></p>'
-        f"<p>{_e(g.get('explanation', ''))}</p></article>"
-        for g in items
+        f'<p class="meta"><strong class="ground-status">'
+        f"{_e(_GROUND_STATUS.get(status, status))}</strong> · basis "
+        f"<code>{_e(g.get('basis', ''))}</code>"
+        + (f" · in force since {_e(since)}" if since else "")
+        + "</p>"
+        f"<p>{_e(g.get('explanation', ''))}</p>"
+        + (f"<p>To establish or check:</p><ul>{establish}</ul>" if establish else "")
+        + "</article>"
     )
+
+
+def _grounds(items: list[Any], cite: _Citations) -> str:
+    body = "".join(_ground(g, cite) for g in items)
     return (
         '<section id="grounds"><h2>Grounds to challenge the notice</h2>'
         f"{body or '<p>No challenge ground applies.</p>'}</section>"

@@ -1265,11 +1265,13 @@ def test_patterns_named_on_an_indicator_follow_the_state(kb: KnowledgeBase) -> N
     every = list(kb.index.patterns_by_indicator.get(code, ()))
     assert every
     # An undocumented state: every pattern the indicator signals.
-    assert _patterns_for(code, facts("FR"), kb) == every
+    assert _patterns_for(code, None, facts("FR"), kb) == every
     # A documented state: only those its profile documents, in the indicator's order.
     documented = kb.countries["TR"].patterns
-    assert _patterns_for(code, facts("TR"), kb) == [p for p in every if p in documented]
-    assert set(_patterns_for(code, facts("TR"), kb)) < set(every) or set(every) <= set(documented)
+    assert _patterns_for(code, None, facts("TR"), kb) == [p for p in every if p in documented]
+    assert set(_patterns_for(code, None, facts("TR"), kb)) < set(every) or set(every) <= set(
+        documented
+    )
 
 
 def test_each_indicator_cites_the_sources_of_what_it_matched(kb: KnowledgeBase) -> None:
@@ -1472,8 +1474,10 @@ def test_missing_information_is_pinned_word_for_word(kb: KnowledgeBase) -> None:
         ),
         (
             "subject.refugee_status",
-            "Recognised refugees and asylum seekers are protected by INTERPOL's refugee policy "
-            "against the state they fled. The narrative mentions refugee status or asylum.",
+            "Under INTERPOL's refugee policy a confirmed refugee or asylum-seeker status "
+            "generally stops the processing of requests from the state the person fears "
+            "persecution by; a pending claim weighs less. The narrative mentions refugee status "
+            "or asylum.",
         ),
         (
             "notice.type",
@@ -1487,7 +1491,8 @@ def test_missing_information_is_pinned_word_for_word(kb: KnowledgeBase) -> None:
         ),
         (
             "notice.conviction_in_absentia",
-            "A conviction in absentia raises fair-trial objections.",
+            "Whether the person was convicted in absentia, knew of the proceedings and can "
+            "obtain a retrial decides a fair-trial objection.",
         ),
     ]
     described = run(
@@ -1511,8 +1516,8 @@ def test_missing_information_is_pinned_word_for_word(kb: KnowledgeBase) -> None:
         ),
         (
             "subject.refugee_status.persecution_country",
-            "The refugee policy protects against the state the person fled: say which state "
-            "that is (it was taken to be the requesting state).",
+            "The refugee policy concerns requests from the state where the person fears "
+            "persecution: say which state that is (it was taken to be the requesting state).",
         ),
     ]
     assert described.missing_information[-1].field == "context"

@@ -13,8 +13,8 @@ import yaml
 from app.kb.loader import DATA_DIR, DEFAULT_COUNTRY, KnowledgeBase, KnowledgeBaseError, load
 
 # Changing any data file changes the hash: bump release.yaml's version and update both here.
-PINNED_VERSION = "2.1.0"
-PINNED_SHA256 = "f5fd76f04e36e3f8377a25a3f337db2422066874f0edcd12f881cae3ddc49b93"
+PINNED_VERSION = "2.2.0"
+PINNED_SHA256 = "f708197dba1e8f48aede71ca13e5e11882b524ee057e14046f544ec1649b8f1d"
 
 REQUIRED_COUNTRIES = {
     "CN",
@@ -263,3 +263,22 @@ async def test_read_api_items_filters_and_etag(
         ).json()["items"]
         assert all(pat in c["patterns"] for c in hits)
         assert some_case.id in {c["id"] for c in hits}
+
+
+def test_every_ground_condition_the_engine_names_is_worded(kb: KnowledgeBase) -> None:
+    """The engine decides which conditions of a ground hold; the knowledge base words each
+    one. A condition without words would silently drop what the lawyer must establish."""
+    from app.engine.grounds import ASSESS, CONDITIONS
+
+    assert set(ASSESS) == set(kb.scoring.challenge_grounds) == set(CONDITIONS)
+    for basis, spec in kb.scoring.challenge_grounds.items():
+        assert set(spec.conditions) == CONDITIONS[basis], basis
+        assert spec.establish, f"{basis}: says nothing about what must be established"
+
+
+def test_dated_rules_carry_their_dates(kb: KnowledgeBase) -> None:
+    grounds = kb.scoring.challenge_grounds
+    assert grounds["refugee_policy"].in_force_since == "2015"
+    assert grounds["ccf_request"].in_force_since == "2017-03-11"
+    (measure,) = kb.countries["RU"].measures
+    assert (measure.kind.value, measure.since) == ("diffusion_prior_review", "2022-03-10")

@@ -213,6 +213,10 @@ async def test_report_shows_the_whole_screening_with_numbered_sources(
     grounds = squash(doc.by_id("grounds").text)
     for g in screening["challenge_grounds"]:
         assert squash(g["title"]) in grounds
+        # each ground's status and what the lawyer must establish are printed with it
+        assert squash(report._GROUND_STATUS[g["status"]]) in grounds
+        for item in g["establish"]:
+            assert squash(item) in grounds
     cases = squash(doc.by_id("cases").text)
     for c in screening["similar_cases"]:
         assert c["name"] in cases

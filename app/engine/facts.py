@@ -12,7 +12,7 @@ from typing import NamedTuple
 from app.engine.inputs import Notice, ScreeningInput, Subject
 from app.kb.compiled import Hit
 from app.kb.loader import DEFAULT_COUNTRY, KnowledgeBase
-from app.kb.schema import Baseline, Country, NoticeType
+from app.kb.schema import Baseline, Country, Measure, MeasureKind, NoticeType
 from app.kb.text import has_cjk, normalise, origins
 
 # Which kinds of knowledge-base entry count in which input field. A charge may name a group
@@ -105,6 +105,27 @@ class Facts:
     @property
     def is_diffusion(self) -> bool:
         return self.notice.type is NoticeType.DIFFUSION
+
+    def prior_review(self) -> tuple[Measure | None, bool | None]:
+        """The requesting state's dated prior review of its diffusions, if INTERPOL applies
+        one, and whether the notice was issued on or after its date (None: not known)."""
+        if not self.documented_state:
+            return None, None
+        for m in self.country.measures:
+            if m.kind is MeasureKind.DIFFUSION_PRIOR_REVIEW:
+                return m, on_or_after(self.notice.issued_date, m.since)
+        return None, None
+
+
+def on_or_after(partial: str | None, since: str) -> bool | None:
+    """Whether a date given as YYYY, YYYY-MM or YYYY-MM-DD falls on or after ``since``
+    (YYYY-MM-DD): None when it is missing or its precision straddles ``since``."""
+    if not partial:
+        return None
+    head = since[: len(partial)]
+    if partial != head:
+        return partial > head
+    return True if len(partial) == len(since) else None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -43,10 +43,31 @@ class Indicator(BaseModel):
     source_ids: list[str]
 
 
+class GroundStatus(StrEnum):
+    """``applies``: the ground's conditions hold on the input. ``may_apply``: they may hold,
+    but something the lawyer must establish is open. ``check``: a condition is unconfirmed or
+    points the other way (a pending claim, a date not given), and must be checked first."""
+
+    APPLIES = "applies"
+    MAY_APPLY = "may_apply"
+    CHECK = "check"
+
+
 class ChallengeGround(BaseModel):
-    basis: str
+    basis: str = Field(description="The ground's stable key, e.g. `refugee_policy`.")
     title: str
-    explanation: str
+    explanation: str = Field(description="The rule and why it is offered here.")
+    status: GroundStatus = Field(
+        description="`applies`, `may_apply` or `check`, computed from the input: whether the "
+        "ground's conditions hold, may hold, or have a condition to check first."
+    )
+    establish: list[str] = Field(
+        description="What the lawyer must establish or check for this ground, the conditions "
+        "found on this input first."
+    )
+    in_force_since: str | None = Field(
+        default=None, description="The date of the rule or policy (YYYY, YYYY-MM or YYYY-MM-DD)."
+    )
     source_ids: list[str]
 
 

@@ -140,7 +140,7 @@ def charge_vague_extremism_terrorism(f: Facts, kb: KnowledgeBase) -> Firing | No
     # A charge that names a movement or group ("membership of Hizb ut-Tahrir", "FETÖ") is a
     # membership charge, whatever category its words fall in.
     evidence += [ev for evs in f.groups.values() for ev in evs if ev.field == "notice.charges"]
-    if not evidence or _violence(f) or _of(f, "violent", "sexual"):
+    if not evidence or _violence(f) or _of(f, "violent", "sexual", "property_damage"):
         return None
     return Firing(evidence)
 
@@ -195,7 +195,7 @@ def targeted_group_membership(f: Facts, kb: KnowledgeBase) -> Firing | None:
     return Firing(evidence, None, sources)
 
 
-def _refugee_level(f: Facts) -> str | None:
+def refugee_level(f: Facts) -> str | None:
     """The protection level held or sought against the requesting state, if any."""
     status = f.subject.refugee_status
     if status is None or status.status not in PROTECTED or f.issuing_country is None:
@@ -209,7 +209,7 @@ def _refugee_level(f: Facts) -> str | None:
 
 def refugee_from_requesting_state(f: Facts, kb: KnowledgeBase) -> Firing | None:
     """Refugee or asylum status held or sought against the requesting state."""
-    level = _refugee_level(f)
+    level = refugee_level(f)
     if level is None:
         return None
     ev = _ev("subject.refugee_status.status", level, f"refugee_status:{level}")
@@ -267,8 +267,12 @@ def conviction_in_absentia(f: Facts, kb: KnowledgeBase) -> Firing | None:
 
 
 def diffusion_unreviewed(f: Facts, kb: KnowledgeBase) -> Firing | None:
-    """A diffusion rather than a Red Notice reviewed before publication."""
+    """A diffusion rather than a Red Notice reviewed before publication; not one sent after
+    INTERPOL began reviewing the requesting state's diffusions before circulation."""
     if not f.is_diffusion:
+        return None
+    _, reviewed = f.prior_review()
+    if reviewed:
         return None
     return Firing([_ev("notice.type", "diffusion", "notice_type:diffusion")])
 
@@ -288,7 +292,7 @@ def family_pressure(f: Facts, kb: KnowledgeBase) -> Firing | None:
 
 def _protected(f: Facts) -> bool:
     """Recognised refugee or pending asylum claim against the requesting state."""
-    return _refugee_level(f) in ("recognised", "asylum_pending")
+    return refugee_level(f) in ("recognised", "asylum_pending")
 
 
 def state_baseline(f: Facts, kb: KnowledgeBase) -> Firing | None:
@@ -381,7 +385,9 @@ def charge_assembly_protest(f: Facts, kb: KnowledgeBase) -> Firing | None:
 
 def violent_charge_against_opponent(f: Facts, kb: KnowledgeBase) -> Firing | None:
     """A violent, sexual or terrorism charge against a person with a political profile."""
-    charge = _of(f, "violent", "sexual", "terrorism") + f.charge_cues.get("victim_detail", [])
+    charge = _of(f, "violent", "sexual", "terrorism", "property_damage") + f.charge_cues.get(
+        "victim_detail", []
+    )
     if not charge or run("charge_vague_extremism_terrorism", f, kb) is not None:
         return None  # a vague terrorism label has its own indicator
     person = _opponent(f, kb)
@@ -414,7 +420,8 @@ def independent_political_finding(f: Facts, kb: KnowledgeBase) -> Firing | None:
 
 
 def _victims(f: Facts) -> list[Evidence]:
-    """A charge that alleges harm to a person: a violent or sexual offence, or victim words."""
+    """A charge that alleges harm to a person: a violent or sexual offence, or victim words.
+    Arson or damage to property alleges no victim on its own (``property_damage``)."""
     return _of(f, "violent", "sexual") + f.charge_cues.get("victim_detail", [])
 
 
@@ -496,7 +503,7 @@ def points_for(spec: IndicatorSpec, firing: Firing) -> int:
 
 def protection_need(f: Facts, kb: KnowledgeBase) -> Firing | None:
     """Return risk: refugee status held, or asylum sought, against the requesting state."""
-    level = _refugee_level(f)
+    level = refugee_level(f)
     if level not in ("recognised", "asylum_pending"):
         return None
     ev = _ev("subject.refugee_status.status", level, f"refugee_status:{level}")

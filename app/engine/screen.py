@@ -11,9 +11,9 @@ import functools
 
 from app.engine.facts import Evidence as RawEvidence
 from app.engine.facts import Facts, gather
+from app.engine.grounds import grounds as _grounds
 from app.engine.inputs import ScreeningInput
 from app.engine.result import (
-    ChallengeGround,
     Confidence,
     ConfidenceLevel,
     ConfidenceReason,
@@ -35,7 +35,7 @@ from app.kb.loader import KnowledgeBase
 from app.kb.schema import Assessment, IndicatorKind
 from app.kb.schema import Thresholds as ThresholdSpec
 
-ENGINE_VERSION = "2.0.0"
+ENGINE_VERSION = "2.1.0"
 MAX_SOURCES_PER_ITEM = 6
 MAX_SIMILAR_CASES = 5
 
@@ -48,10 +48,14 @@ def _dedupe(ids: list[str], limit: int = MAX_SOURCES_PER_ITEM) -> list[str]:
     return seen[:limit]
 
 
-def _patterns_for(code: str, facts: Facts, kb: KnowledgeBase) -> list[str]:
-    """Patterns this indicator signals: those documented for the requesting state (all of them
-    when the state has no profile)."""
-    candidates = kb.index.patterns_by_indicator.get(code, ())
+def _patterns_for(code: str, level: str | None, facts: Facts, kb: KnowledgeBase) -> list[str]:
+    """Patterns this indicator signals at this level: those documented for the requesting
+    state (all of them when the state has no profile)."""
+    candidates = [
+        p
+        for p in kb.index.patterns_by_indicator.get(code, ())
+        if code not in kb.patterns[p].levels or level in kb.patterns[p].levels[code]
+    ]
     if not facts.documented_state:
         return list(candidates)
     documented = facts.country.patterns
@@ -75,7 +79,7 @@ def _fire(facts: Facts, kb: KnowledgeBase) -> list[Indicator]:
                 group=spec.group,
                 explanation=spec.description,
                 evidence=_evidence(firing, facts),
-                patterns=_patterns_for(code, facts, kb),
+                patterns=_patterns_for(code, firing.level, facts, kb),
                 source_ids=_dedupe(firing.source_ids + list(spec.source_ids)),
             )
         )
@@ -150,39 +154,6 @@ def _level(score: int, t: ThresholdSpec) -> Flag:
     return Flag.LOW
 
 
-def _grounds(indicators: list[Indicator], kb: KnowledgeBase) -> list[ChallengeGround]:
-    fired = {i.code: i for i in indicators if i.points > 0}
-    grounds = []
-    for spec in kb.scoring.challenge_grounds.values():
-        reasons = [fired[c].label for c in spec.triggers if c in fired]
-        if not reasons and not spec.always:
-            continue
-        grounds.append(_ground(kb.sha256, spec.basis, tuple(reasons), kb))
-    return grounds
-
-
-_GROUNDS: dict[tuple[str, str, tuple[str, ...]], ChallengeGround] = {}
-
-
-def _ground(sha: str, basis: str, reasons: tuple[str, ...], kb: KnowledgeBase) -> ChallengeGround:
-    """A challenge ground with its reasons; the same combination is built once and shared."""
-    key = (sha, basis, reasons)
-    ground = _GROUNDS.get(key)
-    if ground is None:
-        spec = kb.scoring.challenge_grounds[basis]
-        because = (" It applies here because: " + "; ".join(reasons) + ".") if reasons else ""
-        ground = ChallengeGround(
-            basis=basis,
-            title=spec.title,
-            explanation=spec.explanation + because,
-            source_ids=list(spec.source_ids),
-        )
-        if len(_GROUNDS) > 4096:  # bounded: combinations are few in practice
-            _GROUNDS.clear()
-        _GROUNDS[key] = ground
-    return ground
-
-
 @functools.cache
 def _missing_item(field: str, why: str) -> MissingInformation:
     """The few distinct items are built once and shared (results are never mutated)."""
@@ -228,8 +199,9 @@ def _missing(facts: Facts, request: ScreeningInput) -> list[MissingInformation]:
         )
         need(
             "subject.refugee_status",
-            "Recognised refugees and asylum seekers are protected by "
-            "INTERPOL's refugee policy against the state they fled." + mention,
+            "Under INTERPOL's refugee policy a confirmed refugee or asylum-seeker status "
+            "generally stops the processing of requests from the state the person fears "
+            "persecution by; a pending claim weighs less." + mention,
         )
     elif s.refugee_status.persecution_country is None and s.refugee_status.status.value in (
         "recognised",
@@ -237,8 +209,8 @@ def _missing(facts: Facts, request: ScreeningInput) -> list[MissingInformation]:
     ):
         need(
             "subject.refugee_status.persecution_country",
-            "The refugee policy protects against the state the person fled: say which "
-            "state that is (it was taken to be the requesting state).",
+            "The refugee policy concerns requests from the state where the person fears "
+            "persecution: say which state that is (it was taken to be the requesting state).",
         )
     if not (s.profile_tags or s.occupation or s.political_activity or s.affiliations):
         need(
@@ -252,10 +224,11 @@ def _missing(facts: Facts, request: ScreeningInput) -> list[MissingInformation]:
             "With the year the person left the requesting state, it "
             "shows whether the notice followed departure or criticism.",
         )
-    if n.conviction_in_absentia is None:
+    if n.conviction_in_absentia is None and not _pre_trial(facts):
         need(
             "notice.conviction_in_absentia",
-            "A conviction in absentia raises fair-trial objections.",
+            "Whether the person was convicted in absentia, knew of the proceedings and can "
+            "obtain a retrial decides a fair-trial objection.",
         )
     if not request.context:
         need(
@@ -264,6 +237,18 @@ def _missing(facts: Facts, request: ScreeningInput) -> list[MissingInformation]:
             "are signs the structured fields cannot carry.",
         )
     return out
+
+
+def _pre_trial(facts: Facts) -> bool:
+    """The texts say the person is sought for prosecution, and nothing says a sentence was
+    passed: a question about a conviction in absentia does not arise."""
+    said = facts.cues.get("pre_trial") or facts.charge_cues.get("pre_trial")
+    sentenced = (
+        facts.charge_cues.get("sentenced")
+        or facts.cues.get("in_absentia")
+        or facts.charge_cues.get("in_absentia")
+    )
+    return bool(said) and not sentenced
 
 
 # Weights for ranking similar cases by what they share with the screening.
@@ -455,7 +440,7 @@ def screen(request: ScreeningInput, kb: KnowledgeBase) -> ScreeningResult:
     counters = [i for i in abuse if specs[i.code].kind is IndicatorKind.COUNTER_INDICATOR]
     formula = _score(abuse, kb, kb.scoring.protected_groups)
     flag = _level(formula.score, kb.scoring.thresholds)
-    grounds = _grounds(indicators + returns, kb)
+    grounds = _grounds(indicators + returns, facts, kb)
     similar = _similar(facts, indicators, kb)
     cited = (
         [s for i in fired for s in i.source_ids]

@@ -298,6 +298,8 @@ def _cited(kb: KnowledgeBase) -> Iterator[tuple[str, list[str]]]:
         for i, f in enumerate(c.extradition_refusals):
             yield f"countries {c.iso2} extradition_refusals[{i}]", f.source_ids
         yield f"countries {c.iso2} torture_risk", c.torture_risk.source_ids
+        for i, m in enumerate(c.measures):
+            yield f"countries {c.iso2} measures[{i}]", m.source_ids
     for p in kb.patterns.values():
         yield f"patterns {p.code}", p.source_ids
     for pr in kb.provisions.values():
@@ -356,6 +358,10 @@ def validate_references(kb: KnowledgeBase) -> None:
     for gr in kb.scoring.challenge_grounds.values():
         _check_refs(
             f"scoring challenge ground {gr.basis}", gr.triggers, kb.scoring.indicators, "indicator"
+        )
+    for pt in kb.patterns.values():
+        _check_refs(
+            f"patterns {pt.code} levels", list(pt.levels), kb.scoring.indicators, "indicator"
         )
     uncited = sorted(kb.sources.keys() - cited)
     if uncited and not _PARTIAL:

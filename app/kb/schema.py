@@ -87,6 +87,23 @@ class TortureRisk(Record):
     source_ids: list[Slug] = Field(default_factory=list)
 
 
+class MeasureKind(StrEnum):
+    """``diffusion_prior_review``: the General Secretariat checks the member's diffusions for
+    compliance before they are circulated (as it does every Red Notice request)."""
+
+    DIFFUSION_PRIOR_REVIEW = "diffusion_prior_review"
+
+
+class Measure(Record):
+    """A dated measure INTERPOL applies to one member's requests. The engine applies it by the
+    notice's issued date: a notice from before ``since`` was not subject to it."""
+
+    kind: MeasureKind
+    since: str = Field(pattern=FULL_DATE)
+    text: Prose
+    source_ids: SourceIds
+
+
 class Country(Record):
     """A requesting state's documented record. ``iso2: "ZZ"`` is the default profile."""
 
@@ -99,6 +116,7 @@ class Country(Record):
     targeted_groups: list[Slug] = Field(default_factory=list)
     torture_risk: TortureRisk
     extradition_refusals: list[Finding] = Field(default_factory=list)
+    measures: list[Measure] = Field(default_factory=list)
 
 
 class Pattern(Record):
@@ -108,6 +126,10 @@ class Pattern(Record):
     recognition: Prose
     weight_rationale: Prose
     indicators: list[Slug] = Field(default_factory=list)
+    # For a graded indicator, the levels at which it signals this pattern (a pending asylum
+    # claim is not a recognised refugee's protection); an indicator not named here signals it
+    # at every level.
+    levels: dict[Slug, list[Slug]] = Field(default_factory=dict)
     source_ids: SourceIds
 
 
@@ -309,12 +331,21 @@ class Thresholds(Record):
 
 
 class ChallengeGroundSpec(Record):
-    """A legal basis for challenging a notice. It applies when any indicator in ``triggers``
-    fired, or always (``always: true``, e.g. the right to petition the CCF)."""
+    """A legal basis for challenging a notice. It is offered when any indicator in ``triggers``
+    fired, or always (``always: true``, e.g. the right to petition the CCF).
+
+    ``in_force_since`` dates the rule (a policy, a statute). ``establish`` lists what a lawyer
+    must establish for the ground to succeed, stated as conditions; ``conditions`` holds the
+    sentence shown when the engine finds one of its named conditions on the input (a pending
+    asylum claim, a diffusion rather than a Red Notice, a sentence already passed): the engine
+    decides which hold and the ground's status, the words are the knowledge base's."""
 
     basis: Slug
     title: Text
     explanation: Prose
+    in_force_since: str | None = Field(default=None, pattern=PARTIAL_DATE)
+    establish: list[Prose] = Field(default_factory=list)
+    conditions: dict[Slug, Prose] = Field(default_factory=dict)
     triggers: list[Slug] = Field(default_factory=list)
     always: bool = False
     source_ids: SourceIds
