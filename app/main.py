@@ -32,7 +32,7 @@ from app.kb.loader import KnowledgeBase
 from app.kb.loader import load as load_kb
 from app.keys import KeyRing
 from app.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
-from app.ratelimit import Limits, RateLimiter, parse_limit
+from app.ratelimit import Limits, RateLimiter, make_storage, parse_limit
 from app.releases import Releases
 from app.revocation import Revocations
 from app.settings import Settings
@@ -174,7 +174,8 @@ def create_app(
             per_tenant=parse_limit(settings.rate_limit_tenant),
             token_per_address=parse_limit(settings.rate_limit_token_address),
             token_per_client=parse_limit(settings.rate_limit_token_client),
-        )
+        ),
+        make_storage(settings.rate_limit_storage_url),
     )
 
     errors.install(app)
