@@ -167,6 +167,9 @@ def create_app(
     app.state.keys = KeyRing(settings.master_key_bytes())
     app.state.secret_hasher = SecretHasher(settings.master_key_bytes())
     app.state.batch_bell = threading.Event()  # set: new batch work is committed
+    app.state.upload_slots = batches.UploadSlots(
+        per_tenant=settings.batch_uploads_per_tenant, total=settings.batch_uploads_total
+    )
     app.state.metrics = Metrics()
     app.state.limiter = RateLimiter(
         Limits(

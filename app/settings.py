@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # `python -m app serve` also starts this many worker processes beside the server (stopped
     # with it), so batches use more than the one core an interpreter gets.
     batch_worker_processes: int = Field(default=1, ge=0, le=64)
+    # Batch uploads read at once per API process, for one tenant and in all; past either the
+    # upload is answered 429 with Retry-After before its body is read.
+    batch_uploads_per_tenant: int = Field(default=2, ge=1, le=64)
+    batch_uploads_total: int = Field(default=4, ge=1, le=256)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     rate_limit_client: str = "1200/minute"

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import csv
 import dataclasses
 import io
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -20,7 +24,13 @@ from app import batch_io, batches
 from app.api.deps import ReadSession, WriteSession, require
 from app.api.problems import STANDARD_ERRORS, problem_response
 from app.auth import Principal, Scope
-from app.errors import BadRequest, NotAcceptable, UnsupportedMediaType
+from app.errors import (
+    BadRequest,
+    ContentTooLarge,
+    NotAcceptable,
+    TooManyRequests,
+    UnsupportedMediaType,
+)
 from app.models import Batch, utcnow
 from app.settings import Settings
 
@@ -29,6 +39,13 @@ Writer = Annotated[Principal, require(Scope.BATCHES_WRITE)]
 BatchId = Annotated[uuid.UUID, Path(description="The batch's id.")]
 
 UPLOAD_TYPES = ("application/json", "application/x-ndjson", "text/csv")
+# An upload is handed to its parsing thread in pieces of about this size, at most this many
+# waiting at once: what the process holds of an upload besides its sealed items.
+UPLOAD_CHUNK_BYTES = 256 * 1024
+UPLOAD_QUEUE_CHUNKS = 4
+UPLOAD_RETRY_AFTER_SECONDS = 5
+# Parsing threads wait on the network, so they have their own pool (not the CPU pool's).
+_upload_threads = anyio.CapacityLimiter(64)
 # The default MAX_BATCH_BYTES, stated in the schema (413 above the configured value).
 MAX_UPLOAD_DOCUMENTED: int = Settings.model_fields["max_batch_bytes"].default
 RESULT_TYPES = ("application/json", "application/x-ndjson", "text/csv")
@@ -188,19 +205,28 @@ async def create_batch(
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in UPLOAD_TYPES:
         raise UnsupportedMediaType("Send application/json, application/x-ndjson or text/csv.")
-    upload = await request.body()
-    keys = request.app.state.keys
-    # Parsing and sealing up to 50,000 items takes seconds of CPU: done in a thread so the
-    # event loop keeps serving, and before the first statement, so no write transaction is
-    # held across the await.
+    slots: batches.UploadSlots = request.app.state.upload_slots
+    if not slots.acquire(principal.tenant_id):
+        raise TooManyRequests(
+            f"At most {slots.per_tenant} uploads of a tenant are read at once; retry after "
+            "the number of seconds in Retry-After.",
+            headers={"Retry-After": str(UPLOAD_RETRY_AFTER_SECONDS)},
+        )
     try:
-        sealed = await run_in_threadpool(
-            batches.read_upload, keys, principal.tenant_id, upload, media_type
+        # Read as it arrives and parsed and sealed in a thread, before the first statement,
+        # so neither the event loop nor a write transaction waits for the upload.
+        sealed = await _read_upload(
+            request,
+            principal.tenant_id,
+            media_type,
+            max_bytes=request.app.state.settings.max_batch_bytes,
         )
     except batch_io.UploadError as exc:
         raise BadRequest(str(exc)) from None
+    finally:
+        slots.release(principal.tenant_id)
     batch, created = batches.create(
-        session, principal, keys, sealed, idempotency_key=idempotency_key
+        session, principal, request.app.state.keys, sealed, idempotency_key=idempotency_key
     )
     status = _status(session, batch)
     if created:  # after the response, so after the commit: this process's worker starts
@@ -211,6 +237,82 @@ async def create_batch(
         media_type="application/json",
         headers={"Location": f"/v1/batches/{batch.id}"},
     )
+
+
+async def _read_upload(
+    request: Request, tenant_id: uuid.UUID, media_type: str, *, max_bytes: int
+) -> batches.SealedUpload:
+    """The upload's body, read chunk by chunk from the connection and handed through a small
+    queue to ``batches.read_upload`` in a thread: memory holds a few chunks, not the body.
+    Past ``max_bytes`` it is a 413 (the body-limit middleware refuses it too)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=UPLOAD_QUEUE_CHUNKS)
+    stop = threading.Event()
+
+    def chunks() -> Iterator[bytes]:  # runs in the parsing thread
+        while True:
+            future = asyncio.run_coroutine_threadsafe(queue.get(), loop)
+            while True:
+                if stop.is_set():
+                    future.cancel()
+                    raise _UploadAborted
+                try:
+                    chunk = future.result(timeout=0.5)
+                    break
+                except concurrent.futures.TimeoutError:
+                    continue
+            if chunk is None:
+                return
+            yield chunk
+
+    parsing = asyncio.ensure_future(
+        anyio.to_thread.run_sync(
+            batches.read_upload,
+            request.app.state.keys,
+            tenant_id,
+            chunks(),
+            media_type,
+            limiter=_upload_threads,
+        )
+    )
+
+    async def put(chunk: bytes | None) -> bool:
+        """Queue a chunk; False when the parser has stopped (a refusal) instead."""
+        putting = asyncio.ensure_future(queue.put(chunk))
+        await asyncio.wait({putting, parsing}, return_when=asyncio.FIRST_COMPLETED)
+        if putting.done():
+            return True
+        putting.cancel()
+        return False
+
+    try:
+        received = 0
+        pending: list[bytes] = []
+        pending_bytes = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_bytes:
+                raise ContentTooLarge(f"The request body exceeds the limit of {max_bytes} bytes.")
+            pending.append(chunk)
+            pending_bytes += len(chunk)
+            if pending_bytes >= UPLOAD_CHUNK_BYTES:  # fewer, larger hand-overs to the thread
+                if not await put(b"".join(pending)):
+                    break
+                pending, pending_bytes = [], 0
+        else:
+            if pending:
+                await put(b"".join(pending))
+            await put(None)  # the end of the upload
+        return await parsing
+    finally:
+        if not parsing.done():
+            stop.set()
+            with contextlib.suppress(Exception):
+                await parsing
+
+
+class _UploadAborted(Exception):
+    """The request ended (too large, disconnected) while the thread was parsing it."""
 
 
 @router.get(
