@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import csv
 import dataclasses
+import functools
 import io
 import json
 import threading
@@ -215,19 +216,30 @@ async def create_batch(
     try:
         # Read as it arrives and parsed and sealed in a thread, before the first statement,
         # so neither the event loop nor a write transaction waits for the upload.
-        sealed = await _read_upload(
-            request,
-            principal.tenant_id,
-            media_type,
-            max_bytes=request.app.state.settings.max_batch_bytes,
+        try:
+            sealed = await _read_upload(
+                request,
+                principal.tenant_id,
+                media_type,
+                max_bytes=request.app.state.settings.max_batch_bytes,
+            )
+        except batch_io.UploadError as exc:
+            raise BadRequest(str(exc)) from None
+        # Inserting up to 50,000 rows takes a second or more: in a thread too (the session
+        # is used by that thread alone meanwhile), still holding the slot, since the sealed
+        # items stay in memory until they are stored.
+        store = functools.partial(
+            batches.create,
+            session,
+            principal,
+            request.app.state.keys,
+            sealed,
+            idempotency_key=idempotency_key,
         )
-    except batch_io.UploadError as exc:
-        raise BadRequest(str(exc)) from None
+        batch, created = await anyio.to_thread.run_sync(store, limiter=_upload_threads)
+        del sealed, store
     finally:
         slots.release(principal.tenant_id)
-    batch, created = batches.create(
-        session, principal, request.app.state.keys, sealed, idempotency_key=idempotency_key
-    )
     status = _status(session, batch)
     if created:  # after the response, so after the commit: this process's worker starts
         tasks.add_task(request.app.state.batch_bell.set)
