@@ -48,8 +48,9 @@ def _upload_body(megabytes: int) -> bytes:
         item = {**bodies[i % len(bodies)], "client_ref": f"case-{i}"}
         line = json.dumps(item, ensure_ascii=False).encode()
         room = per_item - len(line) - 30
-        if room > 0 and "context" not in item:
-            item["context"] = ("Relatives were questioned after a public event. " * 40)[:room]
+        if room > 0:  # pad the free-text context (at most 8,000 characters) to the size
+            padding = "Relatives were questioned after a public event. " * 40
+            item["context"] = (item.get("context", "") + " " + padding[:room])[:8000]
             line = json.dumps(item, ensure_ascii=False).encode()
         lines.append(line)
         size += len(line) + 1
