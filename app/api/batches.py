@@ -165,7 +165,10 @@ async def csv_template(_: Writer) -> Response:
         f"`;`), up to {batch_io.MAX_ITEMS} items. Each JSON item is a screening request body "
         "plus an optional `client_ref`. Invalid items are reported one by one in the results "
         "and do not fail the batch; only an upload that cannot be read is refused. Screened "
-        "in the background; follow the Location."
+        "in the background; follow the Location. The upload is read and parsed as it "
+        "arrives; one over `MAX_BATCH_BYTES` (64 MiB by default) is a 413, and while "
+        "`BATCH_UPLOADS_PER_TENANT` (2 by default) of the tenant's uploads are being read "
+        "another is a 429 with `Retry-After`."
     ),
     openapi_extra={
         "requestBody": {
@@ -187,7 +190,12 @@ async def csv_template(_: Writer) -> Response:
     },
     responses={
         200: {"description": "An idempotent replay", "model": BatchStatus},
+        413: problem_response("The upload is over MAX_BATCH_BYTES"),
         415: problem_response("Not JSON, NDJSON or CSV"),
+        429: problem_response(
+            "Rate limited, or the tenant's uploads being read at once are at their limit "
+            "(retry after `Retry-After` seconds)"
+        ),
     },
     operation_id="create_batch",
 )
