@@ -155,9 +155,9 @@ def _decoded(chunks: Iterable[bytes]) -> Iterator[str]:
         yield text
 
 
-def _lines(texts: Iterable[str], *, keep_ends: bool) -> Iterator[str | None]:
-    """Lines split at ``\n`` (with it when ``keep_ends``); ``None`` for a line longer than
-    MAX_LINE_CHARS, whose text is skipped rather than held."""
+def _lines(texts: Iterable[str]) -> Iterator[str | None]:
+    """NDJSON lines, split at ``\n``; ``None`` for a line longer than MAX_LINE_CHARS, whose
+    text is skipped rather than held."""
     pending: list[str] = []
     pending_len = 0
     too_long = False
@@ -173,7 +173,7 @@ def _lines(texts: Iterable[str], *, keep_ends: bool) -> Iterator[str | None]:
                     if pending_len > MAX_LINE_CHARS:
                         pending, pending_len, too_long = [], 0, True
                 break
-            piece = text[start : end + 1] if keep_ends else text[start:end]
+            piece = text[start:end]
             if too_long or pending_len + len(piece) > MAX_LINE_CHARS:
                 yield None
             else:
@@ -264,7 +264,7 @@ def _json_array(texts: Iterator[str]) -> Iterator[tuple[int, Any]]:
 
 
 def _ndjson(texts: Iterable[str]) -> Iterator[tuple[int, Any]]:
-    for number, line in enumerate(_lines(texts, keep_ends=False), start=1):
+    for number, line in enumerate(_lines(texts), start=1):
         if line is None:
             yield number, _Unparseable(f"this line is longer than {MAX_LINE_CHARS} characters")
             continue
@@ -298,11 +298,27 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
+_CSV_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 def _csv_lines(texts: Iterable[str]) -> Iterator[str]:
-    for line in _lines(texts, keep_ends=True):
-        if line is None:
+    """Lines with their ends, split as a file opened with ``newline=""`` splits them (at
+    ``\r\n``, ``\r`` or ``\n``: spreadsheets still write bare ``\r``), which is what the csv
+    module expects; a ``\r`` that ends a chunk waits for the next one."""
+    pending = ""
+    for text in texts:
+        buf = pending + text
+        start = 0
+        for end in _CSV_LINE_END.finditer(buf):
+            if end.group() == "\r" and end.end() == len(buf):
+                break  # perhaps the first half of a \r\n cut between two chunks
+            yield buf[start : end.end()]
+            start = end.end()
+        pending = buf[start:]
+        if len(pending) > MAX_LINE_CHARS:
             raise UploadError(f"a CSV line is longer than {MAX_LINE_CHARS} characters")
-        yield line
+    if pending:
+        yield pending
 
 
 def _csv(texts: Iterable[str]) -> Iterator[tuple[int, Any]]:

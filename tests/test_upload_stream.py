@@ -162,3 +162,27 @@ def test_the_streamed_fingerprint_is_the_whole_uploads() -> None:
     sealed = batches.read_upload(keys, tenant, iter(pieces), "application/x-ndjson")
     assert sealed.total == 50
     assert sealed.digest == keys.fingerprint(tenant, data)
+
+
+def _summary(items: list[batch_io.Item]) -> list[tuple[int, str | None, bool, int]]:
+    return [(i.row, i.client_ref, i.request is not None, len(i.problems)) for i in items]
+
+
+@pytest.mark.parametrize(
+    ("media", "data"),
+    [
+        # Bare \r line ends (spreadsheets still write them), \r\n inside a quoted field.
+        ("text/csv", b'client_ref,full_name\rok,"Na\r\nme"\rbad,x\r'),
+        ("text/csv", b"client_ref,issuing_country\r\nok,FR\r\nbad,XXX\r\n"),
+        # Numbers and literals cut between chunks must not be read short.
+        ("application/json", b'[{"client_ref": "a"}, 12345, true, {"client_ref": "b"}]'),
+        ("application/x-ndjson", b'{"client_ref": "a"}\r\n\nnot json\n{"client_ref": "b"}'),
+    ],
+    ids=["csv-cr", "csv-crlf", "json", "ndjson"],
+)
+def test_chunks_cut_anywhere_parse_like_the_whole_upload(media: str, data: bytes) -> None:
+    whole = _summary(batch_io.parse(data, media))
+    assert whole
+    for size in range(1, len(data) + 1):
+        pieces = [data[i : i + size] for i in range(0, len(data), size)]
+        assert _summary(list(batch_io.parse_stream(pieces, media))) == whole, size
