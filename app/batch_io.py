@@ -10,11 +10,12 @@ hold their values separated by ``;``.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,10 @@ MAX_DEPTH = 16
 # The longest CSV field any column can hold (the longest text field is 8,000 characters);
 # the csv module's own limit (131,072, process-wide) refuses the upload beyond it.
 MAX_CSV_FIELD = 10_000
+# The longest NDJSON line, JSON array item or CSV line read (a screening request is at most
+# about a megabyte): a longer NDJSON line is that item's problem, anything else refuses the
+# upload. Uploads are read as a stream, so this bounds what one item can hold in memory.
+MAX_LINE_CHARS = 1_048_576
 _BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 LIST_SEPARATOR = ";"
 
@@ -108,40 +113,162 @@ def csv_template() -> str:
 
 def parse(data: bytes, media_type: str) -> list[Item]:
     """Items of an upload in ``application/json`` (an array), ``application/x-ndjson`` or
-    ``text/csv``."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UploadError("the upload is not UTF-8") from None
+    ``text/csv``, all in memory (the command line, tests)."""
+    return list(parse_stream([data], media_type))
+
+
+def parse_stream(chunks: Iterable[bytes], media_type: str) -> Iterator[Item]:
+    """Items of an upload read chunk by chunk: memory holds one chunk and the item being
+    read, never the whole upload. Raises UploadError (possibly after some items) when the
+    upload as a whole cannot be read."""
+    texts = _decoded(chunks)
+    raw: Iterator[tuple[int, Any]]
     if media_type == "application/json":
-        raw = _json_array(text)
+        raw = _json_array(texts)
     elif media_type in ("application/x-ndjson", "application/jsonl"):
-        raw = list(_ndjson(text))
+        raw = _ndjson(texts)
     elif media_type == "text/csv":
-        raw = list(_csv(text))
+        raw = _csv(texts)
     else:
         raise UploadError("send application/json, application/x-ndjson or text/csv")
-    if not raw:
+    count = 0
+    for row, value in raw:
+        count += 1
+        if count > MAX_ITEMS:
+            raise UploadError(f"at most {MAX_ITEMS} items per batch")
+        yield _item(row, value)
+    if not count:
         raise UploadError("the upload holds no items")
-    if len(raw) > MAX_ITEMS:
-        raise UploadError(f"at most {MAX_ITEMS} items per batch")
-    return [_item(row, value) for row, value in raw]
 
 
-def _json_array(text: str) -> list[tuple[int, Any]]:
+def _decoded(chunks: Iterable[bytes]) -> Iterator[str]:
+    """UTF-8 text of the chunks (a leading byte-order mark dropped), chunk by chunk."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        raise UploadError("the upload is not a JSON array") from None
-    except RecursionError:
-        raise UploadError("the upload is nested too deeply") from None
-    if not isinstance(value, list):
-        raise UploadError("a JSON upload is an array of screening requests")
-    return list(enumerate(value, start=1))
+        for chunk in chunks:
+            text = decoder.decode(chunk)
+            if text:
+                yield text
+        text = decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise UploadError("the upload is not UTF-8") from None
+    if text:
+        yield text
 
 
-def _ndjson(text: str) -> Iterator[tuple[int, Any]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+def _lines(texts: Iterable[str]) -> Iterator[str | None]:
+    """NDJSON lines, split at ``\n``; ``None`` for a line longer than MAX_LINE_CHARS, whose
+    text is skipped rather than held."""
+    pending: list[str] = []
+    pending_len = 0
+    too_long = False
+    for text in texts:
+        start = 0
+        while True:
+            end = text.find("\n", start)
+            if end < 0:
+                rest = text[start:]
+                if not too_long and rest:
+                    pending.append(rest)
+                    pending_len += len(rest)
+                    if pending_len > MAX_LINE_CHARS:
+                        pending, pending_len, too_long = [], 0, True
+                break
+            piece = text[start:end]
+            if too_long or pending_len + len(piece) > MAX_LINE_CHARS:
+                yield None
+            else:
+                pending.append(piece)
+                yield "".join(pending)
+            pending, pending_len, too_long = [], 0, False
+            start = end + 1
+    if too_long:
+        yield None
+    elif pending:
+        yield "".join(pending)
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_JSON_DELIMITERS = frozenset(" \t\n\r,]")
+
+
+def _json_array(texts: Iterator[str]) -> Iterator[tuple[int, Any]]:
+    """Items of a JSON array read incrementally: each item is decoded once it is complete
+    (at most MAX_LINE_CHARS long), so only the item being read is held."""
+    decoder = json.JSONDecoder()
+    buf, pos, eof = "", 0, False
+
+    def more() -> bool:
+        nonlocal buf, pos, eof
+        for text in texts:
+            buf, pos = buf[pos:] + text, 0
+            return True
+        eof = True
+        return False
+
+    def peek() -> str:
+        nonlocal pos
+        while True:
+            match = _JSON_SPACE.match(buf, pos)
+            pos = match.end() if match else pos
+            if pos < len(buf):
+                return buf[pos]
+            if not more():
+                return ""
+
+    not_array = "the upload is not a JSON array"
+    first = peek()
+    if first != "[":
+        raise UploadError(
+            "a JSON upload is an array of screening requests" if first == "{" else not_array
+        )
+    pos += 1
+    if peek() == "]":
+        pos += 1
+    else:
+        number = 0
+        while True:
+            while True:
+                try:
+                    value, end = decoder.raw_decode(buf, pos)
+                except json.JSONDecodeError:
+                    if eof:
+                        raise UploadError(not_array) from None
+                    if len(buf) - pos > MAX_LINE_CHARS:
+                        raise UploadError(
+                            f"an item is longer than {MAX_LINE_CHARS} characters"
+                        ) from None
+                    more()
+                    continue
+                except RecursionError:
+                    raise UploadError("the upload is nested too deeply") from None
+                # A number cut between two chunks decodes as a shorter one: a value counts
+                # once a delimiter follows it (or the upload has ended).
+                if (
+                    (end < len(buf) and buf[end] in _JSON_DELIMITERS)
+                    or len(buf) - pos > MAX_LINE_CHARS  # garbage after it: refused below
+                    or eof
+                    or not more()
+                ):
+                    break
+            number += 1
+            yield number, value
+            pos = end
+            separator = peek()
+            pos += 1
+            if separator == "]":
+                break
+            if separator != "," or peek() == "]":
+                raise UploadError(not_array)
+    if peek() != "":
+        raise UploadError(not_array)
+
+
+def _ndjson(texts: Iterable[str]) -> Iterator[tuple[int, Any]]:
+    for number, line in enumerate(_lines(texts), start=1):
+        if line is None:
+            yield number, _Unparseable(f"this line is longer than {MAX_LINE_CHARS} characters")
+            continue
         if not line.strip():
             continue
         try:
@@ -172,8 +299,31 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def _csv(text: str) -> Iterator[tuple[int, Any]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+_CSV_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def _csv_lines(texts: Iterable[str]) -> Iterator[str]:
+    """Lines with their ends, split as a file opened with ``newline=""`` splits them (at
+    ``\r\n``, ``\r`` or ``\n``: spreadsheets still write bare ``\r``), which is what the csv
+    module expects; a ``\r`` that ends a chunk waits for the next one."""
+    pending = ""
+    for text in texts:
+        buf = pending + text
+        start = 0
+        for end in _CSV_LINE_END.finditer(buf):
+            if end.group() == "\r" and end.end() == len(buf):
+                break  # perhaps the first half of a \r\n cut between two chunks
+            yield buf[start : end.end()]
+            start = end.end()
+        pending = buf[start:]
+        if len(pending) > MAX_LINE_CHARS:
+            raise UploadError(f"a CSV line is longer than {MAX_LINE_CHARS} characters")
+    if pending:
+        yield pending
+
+
+def _csv(texts: Iterable[str]) -> Iterator[tuple[int, Any]]:
+    reader = csv.DictReader(_csv_lines(texts))
     try:
         fieldnames = reader.fieldnames
     except csv.Error:  # a header field over the csv module's limit, a NUL, ...

@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -90,22 +90,68 @@ class SealedUpload:
     rows: list[dict[str, object]]
 
 
+class UploadSlots:
+    """Uploads being read at once in this process: at most ``per_tenant`` for one tenant and
+    ``total`` in all. Each holds a thread and the upload's sealed items until it is stored,
+    so one tenant (or a crowd) cannot take every thread or all the memory."""
+
+    def __init__(self, *, per_tenant: int, total: int) -> None:
+        self.per_tenant = per_tenant
+        self.total = total
+        self._lock = threading.Lock()
+        self._held: dict[uuid.UUID, int] = {}
+
+    def acquire(self, tenant_id: uuid.UUID) -> bool:
+        with self._lock:
+            if (
+                self._held.get(tenant_id, 0) >= self.per_tenant
+                or sum(self._held.values()) >= self.total
+            ):
+                return False
+            self._held[tenant_id] = self._held.get(tenant_id, 0) + 1
+            return True
+
+    def release(self, tenant_id: uuid.UUID) -> None:
+        with self._lock:
+            left = self._held.get(tenant_id, 0) - 1
+            if left > 0:
+                self._held[tenant_id] = left
+            else:
+                self._held.pop(tenant_id, None)
+
+
 def read_upload(
-    keys: KeyRing, tenant_id: uuid.UUID, upload: bytes, media_type: str
+    keys: KeyRing, tenant_id: uuid.UUID, chunks: Iterable[bytes], media_type: str
 ) -> SealedUpload:
-    """Parse an upload and seal its items (no database); UploadError if it is unreadable."""
-    return seal_upload(keys, tenant_id, batch_io.parse(upload, media_type), upload)
+    """Parse an upload as it arrives, chunk by chunk, and seal each item as soon as it is
+    read (no database): memory holds the sealed rows and one chunk, never the upload
+    itself. UploadError if it is unreadable."""
+    mac = keys.fingerprinter(tenant_id)
+
+    def fingerprinted() -> Iterator[bytes]:
+        for chunk in chunks:
+            mac.update(chunk)
+            yield chunk
+
+    items = batch_io.parse_stream(fingerprinted(), media_type)
+    return _seal(tenant_id, items, lambda: mac.hexdigest())
 
 
 def seal_upload(
     keys: KeyRing, tenant_id: uuid.UUID, items: list[Item], upload: bytes
 ) -> SealedUpload:
     """Seal every item's request and client_ref with a new key for the batch (no database)."""
+    return _seal(tenant_id, items, lambda: keys.fingerprint(tenant_id, upload))
+
+
+def _seal(tenant_id: uuid.UUID, items: Iterable[Item], digest: Callable[[], str]) -> SealedUpload:
     batch_id = uuid.uuid4()
     (key,) = KeyRing.make_subject_keys(tenant_id, [batch_id], TABLE)
     rows = []
+    invalid = 0
     for item in items:
         item_id = uuid.uuid4()
+        invalid += item.request is None
         rows.append(
             {
                 "id": item_id,
@@ -136,9 +182,9 @@ def seal_upload(
     return SealedUpload(
         tenant_id=tenant_id,
         key=key,
-        digest=keys.fingerprint(tenant_id, upload),
-        total=len(items),
-        invalid=sum(1 for i in items if i.request is None),
+        digest=digest(),  # after the last item: the whole upload has been read
+        total=len(rows),
+        invalid=invalid,
         rows=rows,
     )
 

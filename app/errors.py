@@ -112,6 +112,14 @@ class TooManyRequests(AppError):
     status, slug = 429, "rate-limited"
 
 
+class ContentTooLarge(AppError):
+    status, slug = 413, "content-too-large"
+
+
+class ServiceUnavailable(AppError):
+    status, slug = 503, "unavailable"
+
+
 def problem(
     status: int,
     *,

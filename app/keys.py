@@ -105,8 +105,14 @@ class KeyRing:
     def fingerprint(self, tenant_id: uuid.UUID, data: bytes) -> str:
         """A keyed digest of ``data`` for one tenant (idempotency checks of uploads): equal
         inputs match, but without the master key nobody can test a guess against it."""
+        mac = self.fingerprinter(tenant_id)
+        mac.update(data)
+        return mac.hexdigest()
+
+    def fingerprinter(self, tenant_id: uuid.UUID) -> hmac.HMAC:
+        """The same digest fed piece by piece (``update``), for uploads read as a stream."""
         tenant_key = hmac.new(self._master, b"fingerprint|" + tenant_id.bytes, "sha256").digest()
-        return hmac.new(tenant_key, data, "sha256").hexdigest()
+        return hmac.new(tenant_key, digestmod="sha256")
 
     # --- tenant keys ---------------------------------------------------------------------
 

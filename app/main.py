@@ -32,7 +32,7 @@ from app.kb.loader import KnowledgeBase
 from app.kb.loader import load as load_kb
 from app.keys import KeyRing
 from app.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
-from app.ratelimit import Limits, RateLimiter, parse_limit
+from app.ratelimit import Limits, RateLimiter, make_storage, parse_limit
 from app.releases import Releases
 from app.revocation import Revocations
 from app.settings import Settings
@@ -167,6 +167,9 @@ def create_app(
     app.state.keys = KeyRing(settings.master_key_bytes())
     app.state.secret_hasher = SecretHasher(settings.master_key_bytes())
     app.state.batch_bell = threading.Event()  # set: new batch work is committed
+    app.state.upload_slots = batches.UploadSlots(
+        per_tenant=settings.batch_uploads_per_tenant, total=settings.batch_uploads_total
+    )
     app.state.metrics = Metrics()
     app.state.limiter = RateLimiter(
         Limits(
@@ -174,7 +177,8 @@ def create_app(
             per_tenant=parse_limit(settings.rate_limit_tenant),
             token_per_address=parse_limit(settings.rate_limit_token_address),
             token_per_client=parse_limit(settings.rate_limit_token_client),
-        )
+        ),
+        make_storage(settings.rate_limit_storage_url),
     )
 
     errors.install(app)

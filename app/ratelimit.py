@@ -1,9 +1,12 @@
 """Request limits: per client and per tenant after the token is verified, and per source
 address and per client id at the token endpoint before any secret is checked.
 
-Moving windows in process memory (the ``limits`` library): each API process enforces the
-limits on its own, so with N replicas a client can make up to N times the limit. Health,
-readiness and metrics are not limited.
+Moving windows (the ``limits`` library). With ``RATE_LIMIT_STORAGE_URL`` unset the counters
+live in process memory, so each API process enforces the limits on its own and N replicas
+allow N times the limit; set it (``redis://host:6379/0``, or any other storage ``limits``
+supports) and every process counts in one place, so the limit holds for all of them
+together. If that storage cannot be reached a request is answered 503 with ``Retry-After``
+(never let through uncounted). Health, readiness and metrics are not limited.
 """
 
 from __future__ import annotations
@@ -13,11 +16,15 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from app.auth import CLIENT_ID_RE, Principal
-from app.errors import TooManyRequests
+from app.errors import ServiceUnavailable, TooManyRequests
+
+# Counters in a shared storage are named under this prefix (limits' own key layout after it).
+KEY_PREFIX = "notice-screening"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +42,24 @@ def parse_limit(text: str) -> RateLimitItem | None:
     return parse(text) if text else None
 
 
+def make_storage(url: str) -> Storage:
+    """Process memory for an empty ``url``; otherwise the ``limits`` storage it names, with
+    its errors wrapped (``StorageError``) so an outage is one exception to answer."""
+    if not url.strip():
+        return MemoryStorage()
+    options: dict[str, str | bool] = {"wrap_exceptions": True}
+    if url.strip().startswith(("redis", "valkey")):
+        options["key_prefix"] = KEY_PREFIX
+    storage = storage_from_string(url.strip(), **options)
+    if not isinstance(storage, Storage):  # an async+ scheme (the settings refuse them)
+        raise ValueError("rate-limit storage must not be an async+ scheme")
+    return storage
+
+
 class RateLimiter:
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, storage: Storage | None = None) -> None:
         self.limits = limits
-        self._window = MovingWindowRateLimiter(MemoryStorage())
+        self._window = MovingWindowRateLimiter(storage or MemoryStorage())
 
     def check(self, principal: Principal) -> dict[str, str]:
         """Count one request for the client and its tenant; raise 429 past either limit.
@@ -60,6 +81,16 @@ class RateLimiter:
         )
 
     def _hit(self, *checks: tuple[RateLimitItem | None, str]) -> dict[str, str]:
+        try:
+            return self._count(*checks)
+        except StorageError:
+            raise ServiceUnavailable(
+                "The rate-limit store is unavailable; retry after the number of seconds in "
+                "Retry-After.",
+                headers={"Retry-After": "1"},
+            ) from None
+
+    def _count(self, *checks: tuple[RateLimitItem | None, str]) -> dict[str, str]:
         tightest: tuple[int, int, float] | None = None  # (remaining, limit, reset time)
         for item, key in checks:
             if item is None:

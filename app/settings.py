@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # `python -m app serve` also starts this many worker processes beside the server (stopped
     # with it), so batches use more than the one core an interpreter gets.
     batch_worker_processes: int = Field(default=1, ge=0, le=64)
+    # Batch uploads read at once per API process, for one tenant and in all; past either the
+    # upload is answered 429 with Retry-After before its body is read.
+    batch_uploads_per_tenant: int = Field(default=2, ge=1, le=64)
+    batch_uploads_total: int = Field(default=4, ge=1, le=256)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     rate_limit_client: str = "1200/minute"
@@ -64,6 +68,10 @@ class Settings(BaseSettings):
     # per-address limit there (or leave it empty) and limit at the proxy.
     rate_limit_token_address: str = "120/minute"
     rate_limit_token_client: str = "30/minute"
+    # Where the counters are kept: empty for process memory (each process counts alone), or a
+    # storage URL of the ``limits`` library, e.g. redis://127.0.0.1:6379/0, shared by every
+    # process and machine so the limits hold for all of them together.
+    rate_limit_storage_url: str = ""
     # How long a request waits for a database connection when every pooled one is in use
     # before it is answered 503 with Retry-After (instead of holding everyone for 30 s).
     db_pool_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
@@ -109,6 +117,16 @@ class Settings(BaseSettings):
                 parse(value)
             except ValueError:
                 raise ValueError("a rate limit is like '1200/minute' (or empty for none)") from None
+        return value
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        from limits.storage import SCHEMES  # type: ignore[attr-defined]
+
+        scheme = value.strip().partition("://")[0]
+        if value.strip() and (scheme not in SCHEMES or scheme.startswith("async+")):
+            raise ValueError("a rate-limit storage URL is like redis://127.0.0.1:6379/0")
         return value
 
     @field_validator("log_level")

@@ -13,8 +13,20 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI, Response
-from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, Uuid, insert
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    insert,
+)
 
+from app.crypto import aad, new_key, seal
 from app.db import create_database
 from app.engine import ScreeningInput, screen
 from app.kb.loader import load as load_kb
@@ -78,6 +90,72 @@ async def bare_screen(body: ScreeningInput) -> Response:
         conn.execute(
             insert(results).values(
                 id=ident, created_at=datetime.now(UTC), body=body.model_dump_json(), result=result
+            )
+        )
+    return Response(content=result, status_code=201, media_type="application/json")
+
+
+# The floor as the contract stands now that personal data is sealed at rest: the same work plus
+# what sealing itself requires, done the way the service does it (app.crypto): a fresh key per
+# screening, wrapped by a tenant key with associated data naming tenant, object and version,
+# stored in its own row; request and result sealed with AES-256-GCM under it, with associated
+# data naming tenant, table, column and row. Still no authentication, middleware, audit row,
+# idempotency or key lookup in the database (the tenant key is held in memory).
+TENANT = uuid.uuid4()
+TENANT_KEY = new_key()
+sealed_keys = Table(
+    "bare_keys",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, nullable=False),
+    Column("tenant_key_version", Integer, nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+sealed_results = Table(
+    "bare_sealed_results",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("flag", String(16), nullable=False),
+    Column("request_sealed", LargeBinary, nullable=False),
+    Column("result_sealed", LargeBinary, nullable=False),
+)
+metadata.create_all(db.writer)
+
+
+@app.post("/bare-screen-sealed", status_code=201)
+async def bare_screen_sealed(body: ScreeningInput) -> Response:
+    ident = uuid.uuid4()
+    outcome = screen(body, kb)
+    result = outcome.model_dump_json()
+    key = new_key()
+    now = datetime.now(UTC)
+    with db.writer.begin() as conn:
+        conn.execute(
+            insert(sealed_keys).values(
+                id=ident,
+                tenant_id=TENANT,
+                tenant_key_version=1,
+                wrapped_key=seal(TENANT_KEY, key, aad("subject-key", TENANT, ident, 1)),
+                created_at=now,
+            )
+        )
+        conn.execute(
+            insert(sealed_results).values(
+                id=ident,
+                tenant_id=TENANT,
+                created_at=now,
+                flag=outcome.flag,
+                request_sealed=seal(
+                    key,
+                    body.model_dump_json().encode(),
+                    aad(TENANT, "screenings", "request", ident),
+                ),
+                result_sealed=seal(
+                    key, result.encode(), aad(TENANT, "screenings", "result", ident)
+                ),
             )
         )
     return Response(content=result, status_code=201, media_type="application/json")

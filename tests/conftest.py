@@ -33,6 +33,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(scope="session")
@@ -121,6 +122,22 @@ def database(db_url: str) -> Iterator[Database]:
     db = create_database(db_url)
     yield db
     db.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis that shared rate limits are tested on (``.ci/run`` starts one). Without it
+    those tests skip, except under CI=true, where it is a failure."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        message = f"Redis at TEST_REDIS_URL is not reachable ({type(exc).__name__})"
+        if IN_CI:
+            pytest.fail(message + "; under CI=true this is a failure", pytrace=False)
+        pytest.skip(message)
+    return REDIS_URL
 
 
 # --- the application ------------------------------------------------------------------------

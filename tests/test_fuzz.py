@@ -21,6 +21,8 @@ bounded per operation by ``max-examples``.
 
 from __future__ import annotations
 
+import base64
+import copy
 import importlib
 import json
 import re
@@ -29,11 +31,13 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
+from hypothesis import strategies as st
 from jose import jwt
 from schemathesis.engine import StopReason, events, from_schema
 from schemathesis.python import asgi
@@ -76,6 +80,8 @@ class Tap:
     app: ASGIApp
     owners: dict[str, str] = field(default_factory=dict)  # object id -> tenant id
     by_id: list[tuple[str, str, str, int]] = field(default_factory=list)  # tenant, kind, id, status
+    odd: Counter[str] = field(default_factory=Counter)  # odd-input class -> requests carrying it
+    statuses: Counter[int] = field(default_factory=Counter)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -84,6 +90,13 @@ class Tap:
         tenant = _tenant_of(scope)
         status = 0
         body = bytearray()
+        sent = bytearray()
+
+        async def reading() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                sent.extend(message.get("body", b""))
+            return message
 
         async def record(message: Message) -> None:
             nonlocal status
@@ -93,8 +106,11 @@ class Tap:
                 body.extend(message.get("body", b""))
             await send(message)
 
-        await self.app(scope, receive, record)
+        await self.app(scope, reading, record)
         path, method = scope["path"], scope["method"]
+        self.statuses[status] += 1
+        for name in odd_classes(scope.get("query_string", b""), bytes(sent)):
+            self.odd[name] += 1
         if tenant is None:
             return
         if method == "POST" and path == "/v1/screenings" and status == 201:
@@ -106,6 +122,130 @@ class Tap:
     def cross_tenant(self) -> list[tuple[str, str, str, int]]:
         """GETs and DELETEs by id of an object another tenant owns."""
         return [r for r in self.by_id if self.owners.get(r[2], r[0]) != r[0]]
+
+
+# --- odd input (F2-F5): generated into every operation's query and body -------------------
+
+# Dates a datetime holds only before it is moved to UTC (or not at all), and their cursors.
+EDGE_DATES = st.one_of(
+    st.sampled_from(
+        [
+            "0001-01-01T00:00:00+14:00",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999-14:00",
+            "9999-12-31T23:59:59.999999+23:59",
+            "0001-01-01",
+            "9999-12-31T23:59:60Z",
+        ]
+    ),
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(1, 1, 2)).map(
+        lambda d: d.replace(tzinfo=timezone(timedelta(hours=14))).isoformat()
+    ),
+    st.datetimes(min_value=datetime(9999, 12, 30), max_value=datetime(9999, 12, 31, 23)).map(
+        lambda d: d.replace(tzinfo=timezone(-timedelta(hours=14))).isoformat()
+    ),
+)
+EDGE_CURSORS = EDGE_DATES.map(
+    lambda at: base64.urlsafe_b64encode(f"{at}|{uuid.uuid4()}".encode()).decode().rstrip("=")
+)
+# Lone surrogates and NUL (bodies: JSON escapes them), control characters, and fields far
+# past every documented length.
+SURROGATE_OR_NUL = st.text(
+    alphabet=st.one_of(st.characters(categories=["Cs"]), st.just("\x00"), st.characters()),
+    min_size=1,
+    max_size=12,
+).filter(lambda t: any(c == "\x00" or 0xD800 <= ord(c) <= 0xDFFF for c in t))
+CONTROL = st.text(
+    alphabet=st.one_of(st.characters(categories=["Cc"]), st.characters(categories=["L"])),
+    min_size=1,
+    max_size=12,
+).filter(lambda t: any(ord(c) < 0x20 and c not in "\t\n\r" for c in t))
+HUGE = st.integers(10_001, 250_000).map(lambda n: "x" * n)
+DEPTHS = st.integers(17, 400)  # past the 16 levels items may nest; json.dumps recurses
+ODD_QUERY = st.one_of(CONTROL, HUGE.map(lambda t: t[:20_000]))
+ODD_BODY = st.one_of(SURROGATE_OR_NUL, CONTROL, HUGE)
+DATE_PARAMS = {"created_after", "created_before"}
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Paths to every value in a JSON document, containers included."""
+    found = [path]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found += _leaves(child, (*path, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found += _leaves(child, (*path, index))
+    return found
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    copied = copy.copy(value)
+    copied[path[0]] = _replace(value[path[0]], path[1:], new)
+    return copied
+
+
+def _nest(value: Any, depth: int) -> Any:
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def odd_query(context: Any, query: dict[str, Any] | None) -> st.SearchStrategy[Any]:
+    """Date filters and cursors at the edges of what a datetime holds; any other parameter
+    with control characters or far past its length."""
+    if not query:
+        return st.just(query)
+    choices = []
+    for name in query:
+        if name in DATE_PARAMS:
+            choices.append(EDGE_DATES.map(lambda v, n=name: {**query, n: v}))
+        elif name == "cursor":
+            choices.append(EDGE_CURSORS.map(lambda v, n=name: {**query, n: v}))
+        else:
+            choices.append(ODD_QUERY.map(lambda v, n=name: {**query, n: v}))
+    return st.one_of(choices)
+
+
+def odd_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
+    """Any value of a JSON body (client_ref included, added where absent) replaced by a lone
+    surrogate, NUL, a control character, a huge string, or nested past the allowed depth;
+    an NDJSON or CSV upload gets such a line."""
+    if isinstance(body, dict | list):
+        if isinstance(body, dict) and "notice" in body:
+            body = {**body, "client_ref": "ref"}
+        paths = _leaves(body)
+        strings = st.sampled_from(paths).flatmap(
+            lambda p: ODD_BODY.map(lambda v: _replace(body, p, v))
+        )
+        deep = st.tuples(st.sampled_from(paths), DEPTHS).map(
+            lambda pd: _replace(body, pd[0], _nest("x", pd[1]))
+        )
+        return st.one_of(strings, deep)
+    if isinstance(body, str):
+        line = st.one_of(
+            ODD_BODY.map(lambda v: json.dumps({"client_ref": v})),
+            DEPTHS.map(lambda d: "[" * d + "]" * d),
+            HUGE.map(lambda v: f"client_ref,charges\nref,{v}"),
+        )
+        return line.map(lambda extra: body + "\n" + extra)
+    return st.just(body)
+
+
+def odd_classes(query: bytes, body: bytes) -> list[str]:
+    """The odd-input classes a request carries (to show the generation reached them)."""
+    found = []
+    if re.search(rb"(0001-01-0[12]|9999-12-3[01])", query) or b"cursor=" in query:
+        found.append("edge_dates_or_cursors")
+    if re.search(rb"\\u[dD][89abAB]", body) or b"\\u0000" in body:
+        found.append("surrogates_or_nul")
+    if b"[" * 17 in body:
+        found.append("deep_nesting")
+    if b"x" * 10_001 in body or b"x" * 10_001 in query:
+        found.append("huge_fields")
+    return found
 
 
 def _tenant_of(scope: Scope) -> str | None:
@@ -128,6 +268,8 @@ class Outcome:
     failures: dict[str, set[tuple[str, str]]]  # check name -> {(operation, title)}
     messages: list[str]
     cross_tenant: list[tuple[str, str, str, int]]
+    odd: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
 
     def count(self, names: set[str]) -> int:
         return sum(len(self.failures.get(n, ())) for n in names)
@@ -167,6 +309,7 @@ def fuzz(
     *,
     max_examples: int,
     phases: tuple[str, ...] = ("examples", "coverage", "fuzzing", "stateful"),
+    odd: bool = False,
 ) -> Outcome:
     # Rate limits would turn later requests into 429s and cut the run short.
     settings = settings.model_copy(
@@ -187,7 +330,10 @@ def fuzz(
             "seed": 20261127,
             "cache": {"enabled": False},
             "generation": {"deterministic": True, "database": "none", "max-examples": max_examples},
-            "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+            "checks": {
+                "enabled": False,
+                **{name: {"enabled": True} for name in (SERVER_ERROR_CHECKS if odd else CHECKS)},
+            },
             "phases": {
                 **{p: {"enabled": p in phases} for p in ("examples", "coverage", "fuzzing")},
                 "stateful": {
@@ -224,6 +370,10 @@ def fuzz(
             headers["Idempotency-Key"] = f"fuzz-{issued['key']:08d}"
         return headers
 
+    if odd:
+        schema.hook("flatmap_query")(odd_query)
+        schema.hook("flatmap_body")(odd_body)
+
     operations: set[str] = set()
     cases = 0
     failures: dict[str, set[tuple[str, str]]] = {}
@@ -256,7 +406,16 @@ def fuzz(
     assert stop_reason == StopReason.COMPLETED, stop_reason
     documented = sum(len(methods) for methods in schema.raw_schema["paths"].values())
     documented -= len(NOT_FUZZED)
-    return Outcome(documented, len(operations), cases, failures, messages, tap.cross_tenant())
+    return Outcome(
+        documented,
+        len(operations),
+        cases,
+        failures,
+        messages,
+        tap.cross_tenant(),
+        odd=tap.odd,
+        statuses=tap.statuses,
+    )
 
 
 def test_fuzz_finds_no_server_error_schema_violation_or_cross_tenant_read(
@@ -338,3 +497,28 @@ def test_fuzz_reports_cross_tenant_reads_when_the_tenant_filter_is_removed(
     assert out.cross_tenant_hits >= 1, out.cross_tenant
     # The mutation leaks objects; it does not break the contract.
     assert out.count(SERVER_ERROR_CHECKS | SCHEMA_CHECKS) == 0, out.messages
+
+
+def test_fuzz_with_odd_inputs_in_every_operation_gets_no_server_error(
+    settings: Settings, database: Database, kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    """The fuzzer's generation steered to the odd-input classes (F2-F5): every query gets edge
+    dates, edge cursors, control characters or huge values, every JSON body a lone surrogate,
+    NUL, a control character, a huge string or nesting past the limit in one of its values
+    (client_ref included), every upload such a line. 0 5xx, and every class was sent."""
+    out = fuzz(settings, database, kb, tmp_path, max_examples=25, phases=("fuzzing",), odd=True)
+    server_errors = sum(n for status, n in out.statuses.items() if status >= 500)
+    print(
+        f"SECMETRIC fuzz_odd operations={out.operations} cases={out.cases} "
+        f"5xx={server_errors} classes={dict(sorted(out.odd.items()))}"
+    )
+    assert out.count(SERVER_ERROR_CHECKS) == 0, "\n\n".join(out.messages)
+    assert "error" not in out.failures, "\n\n".join(out.messages)
+    assert server_errors == 0
+    assert out.operations == out.documented
+    assert set(out.odd) == {
+        "edge_dates_or_cursors",
+        "surrogates_or_nul",
+        "deep_nesting",
+        "huge_fields",
+    }, out.odd

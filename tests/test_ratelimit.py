@@ -14,11 +14,18 @@ from tests.conftest import make_client, token_for
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.parametrize("storage", ["memory", "redis"])
 async def test_burst_past_the_client_limit_gets_429_and_other_tenants_do_not(
-    settings: Any, database: Any, kb: Any
+    settings: Any, database: Any, kb: Any, storage: str, request: pytest.FixtureRequest
 ) -> None:
+    # In process memory and in Redis (RATE_LIMIT_STORAGE_URL): the same answers and headers.
+    url = request.getfixturevalue("redis_url") if storage == "redis" else ""
     limited = settings.model_copy(
-        update={"rate_limit_client": "5/minute", "rate_limit_tenant": "1000/minute"}
+        update={
+            "rate_limit_client": "5/minute",
+            "rate_limit_tenant": "1000/minute",
+            "rate_limit_storage_url": url,
+        }
     )
     app = create_app(limited, database=database, knowledge_base=kb)
     a = make_client(database, "tenant-a")

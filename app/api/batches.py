@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import csv
 import dataclasses
+import functools
 import io
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -20,7 +25,13 @@ from app import batch_io, batches
 from app.api.deps import ReadSession, WriteSession, require
 from app.api.problems import STANDARD_ERRORS, problem_response
 from app.auth import Principal, Scope
-from app.errors import BadRequest, NotAcceptable, UnsupportedMediaType
+from app.errors import (
+    BadRequest,
+    ContentTooLarge,
+    NotAcceptable,
+    TooManyRequests,
+    UnsupportedMediaType,
+)
 from app.models import Batch, utcnow
 from app.settings import Settings
 
@@ -29,6 +40,13 @@ Writer = Annotated[Principal, require(Scope.BATCHES_WRITE)]
 BatchId = Annotated[uuid.UUID, Path(description="The batch's id.")]
 
 UPLOAD_TYPES = ("application/json", "application/x-ndjson", "text/csv")
+# An upload is handed to its parsing thread in pieces of about this size, at most this many
+# waiting at once: what the process holds of an upload besides its sealed items.
+UPLOAD_CHUNK_BYTES = 256 * 1024
+UPLOAD_QUEUE_CHUNKS = 4
+UPLOAD_RETRY_AFTER_SECONDS = 5
+# Parsing threads wait on the network, so they have their own pool (not the CPU pool's).
+_upload_threads = anyio.CapacityLimiter(64)
 # The default MAX_BATCH_BYTES, stated in the schema (413 above the configured value).
 MAX_UPLOAD_DOCUMENTED: int = Settings.model_fields["max_batch_bytes"].default
 RESULT_TYPES = ("application/json", "application/x-ndjson", "text/csv")
@@ -147,7 +165,10 @@ async def csv_template(_: Writer) -> Response:
         f"`;`), up to {batch_io.MAX_ITEMS} items. Each JSON item is a screening request body "
         "plus an optional `client_ref`. Invalid items are reported one by one in the results "
         "and do not fail the batch; only an upload that cannot be read is refused. Screened "
-        "in the background; follow the Location."
+        "in the background; follow the Location. The upload is read and parsed as it "
+        "arrives; one over `MAX_BATCH_BYTES` (64 MiB by default) is a 413, and while "
+        "`BATCH_UPLOADS_PER_TENANT` (2 by default) of the tenant's uploads are being read "
+        "another is a 429 with `Retry-After`."
     ),
     openapi_extra={
         "requestBody": {
@@ -169,7 +190,12 @@ async def csv_template(_: Writer) -> Response:
     },
     responses={
         200: {"description": "An idempotent replay", "model": BatchStatus},
+        413: problem_response("The upload is over MAX_BATCH_BYTES"),
         415: problem_response("Not JSON, NDJSON or CSV"),
+        429: problem_response(
+            "Rate limited, or the tenant's uploads being read at once are at their limit "
+            "(retry after `Retry-After` seconds)"
+        ),
     },
     operation_id="create_batch",
 )
@@ -188,20 +214,40 @@ async def create_batch(
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in UPLOAD_TYPES:
         raise UnsupportedMediaType("Send application/json, application/x-ndjson or text/csv.")
-    upload = await request.body()
-    keys = request.app.state.keys
-    # Parsing and sealing up to 50,000 items takes seconds of CPU: done in a thread so the
-    # event loop keeps serving, and before the first statement, so no write transaction is
-    # held across the await.
-    try:
-        sealed = await run_in_threadpool(
-            batches.read_upload, keys, principal.tenant_id, upload, media_type
+    slots: batches.UploadSlots = request.app.state.upload_slots
+    if not slots.acquire(principal.tenant_id):
+        raise TooManyRequests(
+            f"At most {slots.per_tenant} uploads of a tenant are read at once; retry after "
+            "the number of seconds in Retry-After.",
+            headers={"Retry-After": str(UPLOAD_RETRY_AFTER_SECONDS)},
         )
-    except batch_io.UploadError as exc:
-        raise BadRequest(str(exc)) from None
-    batch, created = batches.create(
-        session, principal, keys, sealed, idempotency_key=idempotency_key
-    )
+    try:
+        # Read as it arrives and parsed and sealed in a thread, before the first statement,
+        # so neither the event loop nor a write transaction waits for the upload.
+        try:
+            sealed = await _read_upload(
+                request,
+                principal.tenant_id,
+                media_type,
+                max_bytes=request.app.state.settings.max_batch_bytes,
+            )
+        except batch_io.UploadError as exc:
+            raise BadRequest(str(exc)) from None
+        # Inserting up to 50,000 rows takes a second or more: in a thread too (the session
+        # is used by that thread alone meanwhile), still holding the slot, since the sealed
+        # items stay in memory until they are stored.
+        store = functools.partial(
+            batches.create,
+            session,
+            principal,
+            request.app.state.keys,
+            sealed,
+            idempotency_key=idempotency_key,
+        )
+        batch, created = await anyio.to_thread.run_sync(store, limiter=_upload_threads)
+        del sealed, store
+    finally:
+        slots.release(principal.tenant_id)
     status = _status(session, batch)
     if created:  # after the response, so after the commit: this process's worker starts
         tasks.add_task(request.app.state.batch_bell.set)
@@ -211,6 +257,82 @@ async def create_batch(
         media_type="application/json",
         headers={"Location": f"/v1/batches/{batch.id}"},
     )
+
+
+async def _read_upload(
+    request: Request, tenant_id: uuid.UUID, media_type: str, *, max_bytes: int
+) -> batches.SealedUpload:
+    """The upload's body, read chunk by chunk from the connection and handed through a small
+    queue to ``batches.read_upload`` in a thread: memory holds a few chunks, not the body.
+    Past ``max_bytes`` it is a 413 (the body-limit middleware refuses it too)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=UPLOAD_QUEUE_CHUNKS)
+    stop = threading.Event()
+
+    def chunks() -> Iterator[bytes]:  # runs in the parsing thread
+        while True:
+            future = asyncio.run_coroutine_threadsafe(queue.get(), loop)
+            while True:
+                if stop.is_set():
+                    future.cancel()
+                    raise _UploadAborted
+                try:
+                    chunk = future.result(timeout=0.5)
+                    break
+                except concurrent.futures.TimeoutError:
+                    continue
+            if chunk is None:
+                return
+            yield chunk
+
+    parsing = asyncio.ensure_future(
+        anyio.to_thread.run_sync(
+            batches.read_upload,
+            request.app.state.keys,
+            tenant_id,
+            chunks(),
+            media_type,
+            limiter=_upload_threads,
+        )
+    )
+
+    async def put(chunk: bytes | None) -> bool:
+        """Queue a chunk; False when the parser has stopped (a refusal) instead."""
+        putting = asyncio.ensure_future(queue.put(chunk))
+        await asyncio.wait({putting, parsing}, return_when=asyncio.FIRST_COMPLETED)
+        if putting.done():
+            return True
+        putting.cancel()
+        return False
+
+    try:
+        received = 0
+        pending: list[bytes] = []
+        pending_bytes = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_bytes:
+                raise ContentTooLarge(f"The request body exceeds the limit of {max_bytes} bytes.")
+            pending.append(chunk)
+            pending_bytes += len(chunk)
+            if pending_bytes >= UPLOAD_CHUNK_BYTES:  # fewer, larger hand-overs to the thread
+                if not await put(b"".join(pending)):
+                    break
+                pending, pending_bytes = [], 0
+        else:
+            if pending:
+                await put(b"".join(pending))
+            await put(None)  # the end of the upload
+        return await parsing
+    finally:
+        if not parsing.done():
+            stop.set()
+            with contextlib.suppress(Exception):
+                await parsing
+
+
+class _UploadAborted(Exception):
+    """The request ended (too large, disconnected) while the thread was parsing it."""
 
 
 @router.get(
