@@ -1650,6 +1650,15 @@ def test_confidence_reasons_word_for_word_and_their_weights(kb: KnowledgeBase) -
         ),
     ]
     assert nothing.confidence.level.value == "low"
+    # One gap alone: no requesting state weighs 2, which is medium.
+    only_state = run(
+        kb,
+        subject={"occupation": "engineer", "refugee_status": {"status": "none"}},
+        notice={"charges": "Fraud"},
+        context="Arrested at the border.",
+    )
+    assert [r.code for r in only_state.confidence.reasons] == ["no_requesting_state"]
+    assert only_state.confidence.level.value == "medium"
     undocumented = run(
         kb,
         subject={"occupation": "engineer", "refugee_status": {"status": "none"}},
@@ -1726,3 +1735,24 @@ def test_source_references_carry_the_release_s_metadata(kb: KnowledgeBase) -> No
     for sid, ref in result.sources.items():
         src = kb.sources[sid]
         assert (ref.title, ref.publisher, ref.year) == (src.title, src.publisher, src.year)
+
+
+@pytest.mark.parametrize(
+    ("charges", "context", "asked"),
+    [
+        ("Fraud; wanted for prosecution", None, False),
+        ("Fraud", "He is sought for prosecution.", False),
+        ("Fraud; wanted for prosecution; was sentenced to five years", None, True),
+        ("Fraud; wanted for prosecution; convicted in absentia", None, True),
+        ("Fraud; wanted for prosecution", "He was tried in absentia.", True),
+        ("Fraud", None, True),
+    ],
+)
+def test_the_in_absentia_question_is_asked_only_when_a_sentence_may_exist(
+    kb: KnowledgeBase, charges: str, context: str | None, asked: bool
+) -> None:
+    body: dict[str, Any] = {"notice": {"issuing_country": "FR", "charges": charges}}
+    if context:
+        body["context"] = context
+    fields = {m.field for m in run(kb, **body).missing_information}
+    assert ("notice.conviction_in_absentia" in fields) is asked

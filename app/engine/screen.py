@@ -330,10 +330,10 @@ def _return_risk(fired: list[Indicator], kb: KnowledgeBase) -> ReturnRisk:
 
 
 def _reason(code: str, text: str) -> ConfidenceReason:
-    return _REASONS.setdefault(code, ConfidenceReason(code=code, text=text))
+    return _REASONS.setdefault((code, text), ConfidenceReason(code=code, text=text))
 
 
-_REASONS: dict[str, ConfidenceReason] = {}
+_REASONS: dict[tuple[str, str], ConfidenceReason] = {}
 
 
 def _confidence(facts: Facts, request: ScreeningInput, flag: Flag) -> Confidence:
