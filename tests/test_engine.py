@@ -1045,25 +1045,50 @@ CUES: list[tuple[str, str, str, str]] = [
     ("es", "charges", "Delito contra la seguridad del Estado", "charge_political_offence"),
     ("es", "charges", "Sedición y rebelión", "charge_political_offence"),
     ("ar", "charges", "المساس بأمن الدولة", "charge_political_offence"),
-    ("en", "context", "Amnesty International named him a prisoner of conscience.", "indep"),
-    ("en", "context", "Rights groups called the charges politically motivated.", "indep"),
-    ("ru", "context", "Правозащитные организации признали его политзаключенным.", "indep"),
+    (
+        "en",
+        "context",
+        "Amnesty International named him a prisoner of conscience.",
+        "independent_political_finding",
+    ),
+    (
+        "en",
+        "context",
+        "Rights groups called the charges politically motivated.",
+        "independent_political_finding",
+    ),
+    (
+        "ru",
+        "context",
+        "Правозащитные организации признали его политзаключенным.",
+        "independent_political_finding",
+    ),
     (
         "ru",
         "context",
         "Правозащитные организации считают дело политически мотивированным.",
-        "indep",
+        "independent_political_finding",
     ),
-    ("zh", "context", "人权组织认为他是良心犯。", "indep"),
-    ("tr", "context", "İnsan hakları örgütleri onu vicdan mahkumu olarak tanıdı.", "indep"),
-    ("ar", "context", "اعتبرته منظمة العفو الدولية سجين رأي.", "indep"),
+    ("zh", "context", "人权组织认为他是良心犯。", "independent_political_finding"),
+    (
+        "tr",
+        "context",
+        "İnsan hakları örgütleri onu vicdan mahkumu olarak tanıdı.",
+        "independent_political_finding",
+    ),
+    ("ar", "context", "اعتبرته منظمة العفو الدولية سجين رأي.", "independent_political_finding"),
     (
         "fr",
         "context",
         "Les ONG de défense des droits le considèrent prisonnier politique.",
-        "indep",
+        "independent_political_finding",
     ),
-    ("es", "context", "Organizaciones de derechos humanos lo consideran preso político.", "indep"),
+    (
+        "es",
+        "context",
+        "Organizaciones de derechos humanos lo consideran preso político.",
+        "independent_political_finding",
+    ),
 ]
 
 
@@ -1082,7 +1107,6 @@ def test_cues_are_read_in_each_language(
     else:
         body["context"] = text
     result = run(kb, **body)
-    code = "independent_political_finding" if code == "indep" else code
     assert code in codes(result), (language, text, sorted(codes(result)))
 
 

@@ -36,7 +36,7 @@ Assess = Callable[[Facts, set[str]], GroundCheck]
 _POLITICAL_CHARGE = {"charge_political_offence", "military_offence", "charge_assembly_protest"}
 
 
-def _sentenced(f: Facts) -> bool:
+def sentenced(f: Facts) -> bool:
     """The person appears to be sought to serve a sentence already passed."""
     return bool(
         f.notice.conviction_in_absentia
@@ -72,7 +72,7 @@ def _article_2(f: Facts, fired: set[str]) -> GroundCheck:
 def _article_83(f: Facts, fired: set[str]) -> GroundCheck:
     excluded = "charge_rpd_excluded_category" in fired
     conditions = ["excluded_category" if excluded else "wording_only"]
-    if _sentenced(f):
+    if sentenced(f):
         conditions.append("sentenced")
     status = APPLIES if excluded else MAY_APPLY
     if f.is_diffusion:

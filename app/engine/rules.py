@@ -134,6 +134,11 @@ def _violence(f: Facts) -> list[Evidence]:
     ]
 
 
+def _cue(f: Facts, cue: str) -> list[Evidence]:
+    """A cue's matches in the narrative, then in the charge text."""
+    return f.cues.get(cue, []) + f.charge_cues.get(cue, [])
+
+
 def charge_vague_extremism_terrorism(f: Facts, kb: KnowledgeBase) -> Firing | None:
     """Terrorism or extremism charged with no concrete violent act, weapon or victim named."""
     evidence = _of(f, "terrorism", "extremism")
@@ -257,7 +262,7 @@ def timing_after_exit_or_criticism(f: Facts, kb: KnowledgeBase) -> Firing | None
 
 def conviction_in_absentia(f: Facts, kb: KnowledgeBase) -> Firing | None:
     """The warrant rests on a conviction in absentia."""
-    evidence = f.cues.get("in_absentia", []) + f.charge_cues.get("in_absentia", [])
+    evidence = _cue(f, "in_absentia")
     if f.notice.conviction_in_absentia:
         evidence = [
             _ev("notice.conviction_in_absentia", "true", "notice:conviction_in_absentia"),
@@ -398,22 +403,15 @@ def violent_charge_against_opponent(f: Facts, kb: KnowledgeBase) -> Firing | Non
 
 def foreign_investigation_closed(f: Facts, kb: KnowledgeBase) -> Firing | None:
     """Authorities investigated the same allegations and closed the case."""
-    evidence = f.cues.get("foreign_investigation_closed", []) + f.charge_cues.get(
-        "foreign_investigation_closed", []
-    )
+    evidence = _cue(f, "foreign_investigation_closed")
     return Firing(evidence) if evidence else None
 
 
 def independent_political_finding(f: Facts, kb: KnowledgeBase) -> Firing | None:
     """An independent monitor recognised the person as a political prisoner, found the
     detention arbitrary or regards the prosecution as politically motivated."""
-    evidence = f.cues.get("independent_political_finding", []) + f.charge_cues.get(
-        "independent_political_finding", []
-    )
-    motive = f.cues.get("politically_motivated", []) + f.charge_cues.get(
-        "politically_motivated", []
-    )
-    monitor = f.cues.get("independent_monitor", []) + f.charge_cues.get("independent_monitor", [])
+    evidence = _cue(f, "independent_political_finding")
+    motive, monitor = _cue(f, "politically_motivated"), _cue(f, "independent_monitor")
     if motive and monitor:  # a monitor's word, not only the person's own claim
         evidence += motive[:1] + monitor[:1]
     return Firing(evidence) if evidence else None

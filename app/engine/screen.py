@@ -12,6 +12,7 @@ import functools
 from app.engine.facts import Evidence as RawEvidence
 from app.engine.facts import Facts, gather
 from app.engine.grounds import grounds as _grounds
+from app.engine.grounds import sentenced
 from app.engine.inputs import ScreeningInput
 from app.engine.result import (
     Confidence,
@@ -243,12 +244,7 @@ def _pre_trial(facts: Facts) -> bool:
     """The texts say the person is sought for prosecution, and nothing says a sentence was
     passed: a question about a conviction in absentia does not arise."""
     said = facts.cues.get("pre_trial") or facts.charge_cues.get("pre_trial")
-    sentenced = (
-        facts.charge_cues.get("sentenced")
-        or facts.cues.get("in_absentia")
-        or facts.charge_cues.get("in_absentia")
-    )
-    return bool(said) and not sentenced
+    return bool(said) and not sentenced(facts)
 
 
 # Weights for ranking similar cases by what they share with the screening.
